@@ -1,0 +1,201 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/relay-project/relay/relay"
+)
+
+// maxBatch bounds one group commit, so a flood of writes still gets answers
+// in slices rather than in one huge transaction.
+const maxBatch = 256
+
+// op is one queued write. run executes inside the batch transaction and
+// stores its results in variables the caller reads after done.
+type op struct {
+	ctx  context.Context
+	run  func(t *wtx) error
+	done chan error // buffered: the writer never blocks on a caller
+}
+
+// writer owns the write connection and runs queued ops in group commits.
+type writer struct {
+	conn *sql.Conn
+	st   *stmts
+	ops  chan *op
+
+	mu     sync.RWMutex // guards closed against sends on a closed ops
+	closed bool
+	exited chan struct{}
+}
+
+// wtx is what an op sees: the prepared statements and the connection (for
+// rare ad-hoc queries), inside the open transaction.
+type wtx struct {
+	conn *sql.Conn
+	st   *stmts
+}
+
+func startWriter(ctx context.Context, db *sql.DB) (*writer, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := prepare(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	w := &writer{conn: conn, st: st, ops: make(chan *op, 4*maxBatch), exited: make(chan struct{})}
+	go w.loop()
+	return w, nil
+}
+
+// do queues fn and waits until the batch holding it has committed. If ctx
+// ends while fn is queued it is skipped; if it ends after fn ran, the write
+// may still commit (the caller sees ctx.Err(), as with any lost reply).
+func (w *writer) do(ctx context.Context, fn func(t *wtx) error) error {
+	o := &op{ctx: ctx, run: fn, done: make(chan error, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return fmt.Errorf("sqlite: %w", relay.ErrClosed)
+	}
+	select {
+	case w.ops <- o:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *writer) loop() {
+	defer close(w.exited)
+	batch := make([]*op, 0, maxBatch)
+	for {
+		o, ok := <-w.ops
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], o)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case o, ok := <-w.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		w.runBatch(batch)
+		clear(batch)
+	}
+}
+
+// runBatch runs ops in one transaction and answers each after COMMIT. An op
+// that fails is rolled back to its savepoint and fails alone.
+func (w *writer) runBatch(batch []*op) {
+	errs := make([]error, len(batch))
+	answer := func() {
+		for i, o := range batch {
+			o.done <- errs[i]
+		}
+	}
+	failAll := func(err error) {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		answer()
+	}
+	if _, err := w.st.begin.Exec(); err != nil {
+		failAll(fmt.Errorf("sqlite: begin: %w", err))
+		return
+	}
+	t := &wtx{conn: w.conn, st: w.st}
+	// A lone op needs no savepoint: on error the whole transaction goes.
+	if len(batch) == 1 {
+		o := batch[0]
+		if errs[0] = o.ctx.Err(); errs[0] == nil {
+			errs[0] = o.run(t)
+		}
+		if errs[0] != nil {
+			w.rollback()
+			answer()
+			return
+		}
+	} else {
+		for i, o := range batch {
+			if errs[i] = o.ctx.Err(); errs[i] != nil {
+				continue
+			}
+			if _, err := w.st.savepoint.Exec(); err != nil {
+				w.rollback()
+				failAll(fmt.Errorf("sqlite: savepoint: %w", err))
+				return
+			}
+			if errs[i] = o.run(t); errs[i] != nil {
+				if _, err := w.st.rollbackTo.Exec(); err != nil {
+					w.rollback()
+					failAll(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
+					return
+				}
+			}
+			if _, err := w.st.release.Exec(); err != nil {
+				w.rollback()
+				failAll(fmt.Errorf("sqlite: release savepoint: %w", err))
+				return
+			}
+		}
+	}
+	if _, err := w.st.commit.Exec(); err != nil {
+		w.rollback()
+		failAll(fmt.Errorf("sqlite: commit: %w", err))
+		return
+	}
+	answer()
+}
+
+// rollback ends a failed transaction; its error only repeats the one that
+// got us here (SQLite may already have rolled back on its own).
+func (w *writer) rollback() {
+	w.st.rollback.Exec()
+}
+
+// alive reports relay.ErrClosed once the writer stopped.
+func (w *writer) alive() error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return fmt.Errorf("sqlite: %w", relay.ErrClosed)
+	}
+	return nil
+}
+
+// close refuses new ops, lets the queued ones commit, then releases the
+// statements and the connection.
+func (w *writer) close() error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.ops)
+	}
+	w.mu.Unlock()
+	<-w.exited
+	return errors.Join(w.st.close(), w.conn.Close())
+}
