@@ -108,6 +108,8 @@ type loader struct {
 
 	// routeGiven records contacts with their own route key.
 	routeGiven map[string]bool
+	// brokenContact records contacts whose table did not decode.
+	brokenContact map[string]bool
 	// channelOK records channels of a known type whose settings decoded.
 	channelOK map[string]bool
 }
@@ -282,6 +284,9 @@ func (l *loader) loadChannels(prim toml.Primitive) {
 		}
 		var rc rawChannel
 		if !l.decodeAt(tables[name], key, key, &rc) {
+			// Known by name, so that routes naming it are not reported too.
+			cfg.Channels[name] = &Channel{Name: name}
+			cfg.ChannelOrder = append(cfg.ChannelOrder, name)
 			continue
 		}
 		l.c.expandValue(key, reflect.ValueOf(&rc))
@@ -353,6 +358,7 @@ func (l *loader) loadContacts(prim toml.Primitive) {
 	cfg := l.cfg
 	cfg.Contacts = map[string]*Contact{}
 	l.routeGiven = map[string]bool{}
+	l.brokenContact = map[string]bool{}
 	var tables map[string]toml.Primitive
 	if !l.decodeAt(prim, "contacts", "contacts", &tables) {
 		return
@@ -360,12 +366,14 @@ func (l *loader) loadContacts(prim toml.Primitive) {
 	for _, name := range l.order("contacts", tables) {
 		key := joinKey("contacts", name)
 		var keys map[string]toml.Primitive
-		if !l.decodeAt(tables[name], key, key, &keys) {
-			continue
-		}
 		ct := &Contact{Name: name, Addresses: map[string]string{}}
 		cfg.Contacts[name] = ct
 		cfg.ContactOrder = append(cfg.ContactOrder, name)
+		if !l.decodeAt(tables[name], key, key, &keys) {
+			// Known by name, so that groups naming it are not reported too.
+			l.brokenContact[name] = true
+			continue
+		}
 		names := make([]string, 0, len(keys))
 		for k := range keys {
 			names = append(names, k)
@@ -385,6 +393,8 @@ func (l *loader) loadContacts(prim toml.Primitive) {
 					l.c.expandValue(kkey, reflect.ValueOf(&route))
 					ct.Route = route
 					l.routeGiven[name] = true
+				} else {
+					l.brokenContact[name] = true
 				}
 				continue
 			}
@@ -396,6 +406,8 @@ func (l *loader) loadContacts(prim toml.Primitive) {
 			var addr string
 			if l.decodeAt(keys[k], kkey, kkey, &addr) {
 				ct.Addresses[k] = l.c.expandString(kkey, addr)
+			} else {
+				l.brokenContact[name] = true
 			}
 		}
 	}

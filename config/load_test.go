@@ -316,3 +316,30 @@ func TestFind(t *testing.T) {
 		t.Errorf("with -c: Find = %q", got)
 	}
 }
+
+// A table that fails to decode is one problem, not a cascade of unknown
+// channels and contacts wherever it is named.
+func TestBrokenTablesDoNotCascade(t *testing.T) {
+	ps := problemsOf(t, `[channels.tg]
+type = "fake"
+token = "t"
+health = "often"
+[contacts.mom]
+route = ["tg"]
+tg = 5
+[contacts.dad]
+route = 3
+[groups]
+family = ["mom"]
+[delivery]
+admin = "dad"
+`)
+	want := []string{
+		`relay.toml:4: channels.tg.health: wrong type: got a string, want a table`,
+		`relay.toml:7: contacts.mom.tg: wrong type: got an integer, want a string`,
+		`relay.toml:9: contacts.dad.route: wrong type: got an integer, want an array`,
+	}
+	if got := strings.Split(ps.Error(), "\n"); !reflect.DeepEqual(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

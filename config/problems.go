@@ -125,7 +125,10 @@ func under(key, prefix string) bool {
 // their text: `toml: line 3 (last key "a.b"): incompatible types: ...`.
 var lastKeyRE = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)
 
-var typeRE = regexp.MustCompile(`^incompatible types: TOML value has type (.+); destination has type (.+)$`)
+var (
+	typeRE     = regexp.MustCompile(`^incompatible types: TOML value has type (.+); destination has type (.+)$`)
+	mismatchRE = regexp.MustCompile(`^type mismatch for .+: expected (table) but found (.+)$`)
+)
 
 // decodeError records a decode error of the table at plainPrefix (as
 // BurntSushi names it, without array indexes) whose problems are reported
@@ -153,6 +156,8 @@ func (c *collector) decodeError(plainPrefix, keyPrefix string, err error) {
 	}
 	if m := typeRE.FindStringSubmatch(msg); m != nil {
 		msg = fmt.Sprintf("wrong type: got %s, want %s", tomlTypeName(m[1]), tomlTypeName(m[2]))
+	} else if m := mismatchRE.FindStringSubmatch(msg); m != nil {
+		msg = fmt.Sprintf("wrong type: got %s, want %s", tomlTypeName(m[2]), tomlTypeName(m[1]))
 	}
 	c.add(key, "%s", msg)
 	if c.typeErrs == nil {

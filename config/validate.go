@@ -146,6 +146,9 @@ func (l *loader) resolveContacts() {
 	for _, name := range cfg.ContactOrder {
 		ct := cfg.Contacts[name]
 		key := joinKey("contacts", name)
+		if l.brokenContact[name] {
+			continue
+		}
 		for _, ch := range sortedKeys(ct.Addresses) {
 			addr := ct.Addresses[ch]
 			akey := joinKey(key, ch)
