@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relay-project/relay/relay"
 )
 
 func TestEveryProblemAtOnce(t *testing.T) {
@@ -37,7 +39,7 @@ telgram = "456"
 		`relay.toml:5: delivery.ttl: invalid duration "forever": use a number with a unit such as "30s", "5m" or "24h"`,
 		`relay.toml:6: delivery.admin: unknown contact "owner"`,
 		`relay.toml:11: channels.tg.colour: unknown key "colour"`,
-		`relay.toml:14: channels.sms.type: unknown channel type "sms": known types are fake, plain`,
+		`relay.toml:14: channels.sms.type: unknown channel type "sms": known types are ` + strings.Join(relay.Types(), ", "),
 		`relay.toml:18: contacts.mom.route[1]: unknown channel "email"`,
 		`relay.toml:20: contacts.mom.telgram: no channel named telgram`,
 	}
