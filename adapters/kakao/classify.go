@@ -31,6 +31,11 @@ const (
 	effectRecipientQuota
 	// effectLoginNeeded: only a new login (relay kakao login) repairs it.
 	effectLoginNeeded
+	// effectConsentMissing: the user has not agreed to a scope (-402).
+	effectConsentMissing
+	// effectAppRefused: the Kakao app's settings, permissions or standing
+	// refuse the call; someone must fix the app on developers.kakao.com.
+	effectAppRefused
 )
 
 // verdict is one classified upstream failure.
@@ -94,7 +99,7 @@ func classifyCode(status int, ae apiError, now time.Time) verdict {
 		if len(ae.RequiredScopes) > 0 {
 			scopes = clean(strings.Join(ae.RequiredScopes, ","))
 		}
-		v.effect, v.scopes = effectLoginNeeded, scopes
+		v.effect, v.scopes = effectConsentMissing, scopes
 		v.err = relay.Errorf(relay.KindAuth, "kakao: %d -402 consent missing: %s", status, scopes)
 	case -10, -532:
 		v.effect = effectQuotaSpent
@@ -113,10 +118,14 @@ func classifyCode(status int, ae apiError, now time.Time) verdict {
 		// Kakao timed out internally after it had our request: the message
 		// may have gone out.
 		v.err = relay.Errorf(relay.KindAmbiguous, "%s", msg)
-	case -3, -4, -5, -9, -11, -12, -101, -406, -903:
-		// App settings, account restrictions, sanctions, an unlinked user:
-		// nothing a retry or another recipient changes.
+	case -101:
+		// The user is not linked to the app (unlinked it): log in again.
 		v.effect = effectLoginNeeded
+		v.err = relay.Errorf(relay.KindAuth, "%s", msg)
+	case -3, -4, -5, -9, -11, -12, -406, -903:
+		// App settings, permissions, restrictions, sanctions: nothing a
+		// retry or another recipient changes.
+		v.effect = effectAppRefused
 		v.err = relay.Errorf(relay.KindAuth, "%s", msg)
 	case -2:
 		if strings.Contains(ae.Msg, "receiver") {

@@ -38,7 +38,7 @@ func TestClassifyAPI(t *testing.T) {
 	}{
 		{"kapi_401_invalid_token.json", 401, relay.KindAuth, effectTokenRefused, 0, "-401"},
 		{"kapi_401_expired.json", 401, relay.KindAuth, effectTokenRefused, 0, "already expired"},
-		{"kapi_402_insufficient_scopes.json", 403, relay.KindAuth, effectLoginNeeded, 0, "consent missing: talk_message"},
+		{"kapi_402_insufficient_scopes.json", 403, relay.KindAuth, effectConsentMissing, 0, "consent missing: talk_message"},
 		{"kapi_10_api_limit.json", 400, relay.KindAuth, effectQuotaSpent, 5 * time.Hour, "-10"},
 		{"kapi_532_sender_quota.json", 400, relay.KindAuth, effectQuotaSpent, 5 * time.Hour, "-532"},
 		{"kapi_533_receiver_quota.json", 400, relay.KindPermanent, effectRecipientQuota, 5 * time.Hour, "-533"},
@@ -50,7 +50,7 @@ func TestClassifyAPI(t *testing.T) {
 		{"kapi_502_not_friend.json", 400, relay.KindPermanent, effectNone, 0, "-502"},
 		{"kapi_2_bad_receiver.json", 400, relay.KindPermanent, effectNone, 0, "receiver_uuids"},
 		{"kapi_2_bad_template.json", 400, relay.KindInvalid, effectNone, 0, "-2"},
-		{"kapi_3_scope_disabled.json", 403, relay.KindAuth, effectLoginNeeded, 0, "-3"},
+		{"kapi_3_scope_disabled.json", 403, relay.KindAuth, effectAppRefused, 0, "-3"},
 		{"kapi_603_timeout.json", 400, relay.KindAmbiguous, effectNone, 0, "-603"},
 		{"kapi_999_unknown.json", 400, relay.KindPermanent, effectNone, 0, "-999 something new"},
 		{"kapi_999_unknown.json", 500, relay.KindTemporary, effectNone, 0, "-999"},

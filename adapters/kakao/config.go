@@ -103,6 +103,11 @@ func (c Config) withDefaults() Config {
 	if c.AuthURL == "" {
 		c.AuthURL = DefaultAuthURL
 	}
+	// Secrets read from files often end in a newline; keys and tokens
+	// never contain white space.
+	c.RestAPIKey = strings.TrimSpace(c.RestAPIKey)
+	c.ClientSecret = strings.TrimSpace(c.ClientSecret)
+	c.RefreshToken = strings.TrimSpace(c.RefreshToken)
 	c.APIURL = strings.TrimRight(c.APIURL, "/")
 	c.AuthURL = strings.TrimRight(c.AuthURL, "/")
 	return c

@@ -4,6 +4,21 @@
 // access and refresh tokens live in the channel's durable state, are
 // refreshed before they expire and on a refused token, and a refused
 // refresh marks the channel down until someone logs in again.
+//
+// Logging in: the daemon, which owns the channel's state, calls
+// AuthURL(redirectURI, state), the user opens it and agrees, Kakao
+// redirects the browser to redirectURI with ?code=&state=, ParseCallback
+// checks the state and returns the code, and Authorize(ctx, code,
+// redirectURI) stores the tokens. Kakao accepts only redirect URIs
+// registered in the app exactly, port included, so `relay kakao login`
+// needs a fixed loopback address (path LoginRedirectPath) and the web
+// console its /ui/kakao/callback URL, both registered in the app.
+//
+// Scopes: the login asks for talk_message, which "me" needs. Sending to a
+// friend UUID also needs the app's Kakao Talk Social permission and, to
+// learn friends' UUIDs from the Friends API, the friends consent; those
+// are app settings, so they are not requested here (asking for a scope
+// the app has not enabled fails the whole login).
 package kakao
 
 import (
@@ -71,6 +86,10 @@ type Adapter struct {
 	quotaErr     *relay.Error
 	rcptUntil    map[string]time.Time // a recipient's quota is spent until
 
+	// sigMu orders health signals: a state change and its Signal happen
+	// together, so an "up" can never overtake the "down" it answers.
+	sigMu sync.Mutex
+
 	startOnce sync.Once
 	closeOnce sync.Once
 	stop      context.CancelFunc
@@ -83,10 +102,10 @@ type Adapter struct {
 type downCause int
 
 const (
-	upNow        downCause = iota
-	downLogin              // refresh refused or no login: cleared by new tokens
-	downConsent            // consent or app settings: cleared by a login or a send that works
-	downQuota              // daily quota: cleared by a call that works after the reset
+	upNow       downCause = iota
+	downLogin             // refresh refused or no login: cleared by new tokens
+	downConsent           // consent or app settings: cleared by a login or a send that works
+	downQuota             // daily quota: cleared by a call that works after the reset
 )
 
 // New builds a kakao adapter from *Config. It does not touch the network.
@@ -97,6 +116,9 @@ func New(cfg any, env relay.Env) (relay.Adapter, error) {
 	}
 	if errs := c.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("kakao: %w", errors.Join(errs...))
+	}
+	if strings.TrimSpace(c.RestAPIKey) == "" {
+		return nil, errors.New("kakao: rest_api_key: empty")
 	}
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
@@ -347,13 +369,14 @@ func (a *Adapter) apply(v verdict, addr string) error {
 		a.mu.Lock()
 		a.rcptUntil[addr] = v.until
 		a.mu.Unlock()
+	case effectConsentMissing:
+		a.signalDown(downConsent, relay.HealthSignal{Down: true, Notify: true,
+			Reason: "Kakao consent missing: " + v.scopes + ": run relay kakao login and agree to it"})
+	case effectAppRefused:
+		a.signalDown(downConsent, relay.HealthSignal{Down: true, Notify: true,
+			Reason: "Kakao refused the app (" + v.err.Msg + "): check the app on developers.kakao.com"})
 	case effectLoginNeeded:
-		if v.code == -402 {
-			a.signalDown(downConsent, relay.HealthSignal{Down: true, Notify: true,
-				Reason: "Kakao consent missing: " + v.scopes + ": run relay kakao login and agree to it"})
-		} else {
-			a.loginLost(v.err)
-		}
+		a.loginLost(v.err)
 	}
 	return v.err
 }
@@ -382,6 +405,8 @@ func (a *Adapter) quotaBlock(addr string) error {
 
 // signalDown signals the channel down for cause, once per cause.
 func (a *Adapter) signalDown(cause downCause, s relay.HealthSignal) {
+	a.sigMu.Lock()
+	defer a.sigMu.Unlock()
 	a.mu.Lock()
 	same := a.down == cause
 	a.down = cause
@@ -395,6 +420,8 @@ func (a *Adapter) signalDown(cause downCause, s relay.HealthSignal) {
 // recovered clears a signalled down state that a working call disproves:
 // consent (the send went through) or a quota whose day has passed.
 func (a *Adapter) recovered() {
+	a.sigMu.Lock()
+	defer a.sigMu.Unlock()
 	a.mu.Lock()
 	clear := a.down == downConsent || (a.down == downQuota && !a.env.Now().Before(a.quotaUntil))
 	if clear {

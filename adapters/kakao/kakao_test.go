@@ -481,3 +481,22 @@ func TestTextLimit(t *testing.T) {
 		t.Errorf("TextLimit %d", r.a.TextLimit())
 	}
 }
+
+func TestAppRefusalSignalsDownWithoutBlamingTheLogin(t *testing.T) {
+	r := newRig(t, adaptertest.Up, withSeededTokens(6*time.Hour))
+	r.fake.script = []canned{{403, string(readTestdata(t, "kapi_3_scope_disabled.json"))}}
+	if _, err := r.a.Send(context.Background(), msg("me", "hi")); relay.KindOf(err) != relay.KindAuth {
+		t.Fatalf("Send = %v, want auth", err)
+	}
+	s := r.sig.all()
+	if len(s) != 1 || !s[0].Down || !strings.Contains(s[0].Reason, "developers.kakao.com") {
+		t.Fatalf("signals %+v, want one Down pointing at the app settings", s)
+	}
+	// Once the app is fixed, sends work at once: no refresh back-off.
+	if _, err := r.a.Send(context.Background(), msg("me", "hi")); err != nil {
+		t.Fatalf("Send after the fix: %v", err)
+	}
+	if n := r.fake.count(&r.fake.tokenCalls); n != 0 {
+		t.Errorf("token calls %d, want 0", n)
+	}
+}

@@ -228,6 +228,8 @@ func (a *Adapter) save(ctx context.Context, rec tokenRecord) error {
 
 // tokensRenewed clears a refusal after Kakao issued tokens.
 func (a *Adapter) tokensRenewed() {
+	a.sigMu.Lock()
+	defer a.sigMu.Unlock()
 	a.mu.Lock()
 	a.blockedUntil, a.blockedErr = time.Time{}, nil
 	wasDown := a.down == downLogin
@@ -335,6 +337,8 @@ func (a *Adapter) Authorize(ctx context.Context, code, redirectURI string) error
 		rec.RefreshExpiresAt = now.Add(time.Duration(tr.RefreshTokenExpiresIn) * time.Second)
 	}
 	err = a.save(ctx, rec)
+	a.sigMu.Lock()
+	defer a.sigMu.Unlock()
 	a.mu.Lock()
 	a.blockedUntil, a.blockedErr = time.Time{}, nil
 	quota := a.down == downQuota && now.Before(a.quotaUntil)
