@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -184,6 +185,8 @@ type authError struct {
 	Code        string `json:"error_code"`
 }
 
+var redactCode = regexp.MustCompile(`(?i)code=[^\s&"]+`)
+
 // classifyAuth classifies a non-2xx kauth /oauth/token response. A 4xx
 // means the login (or the app's key or secret) is refused: KOE320 a bad
 // authorization code, KOE322 an expired or revoked refresh token, KOE010 a
@@ -191,6 +194,8 @@ type authError struct {
 func classifyAuth(status int, body []byte) verdict {
 	var ae authError
 	_ = json.Unmarshal(body, &ae)
+	// KOE320's description echoes the authorization code: redact it.
+	ae.Description = redactCode.ReplaceAllString(ae.Description, "code=[redacted]")
 	desc := strings.TrimSpace(clean(ae.Error) + " " + clean(ae.Code) + " " + clean(ae.Description))
 	if desc == "" {
 		desc = http.StatusText(status)

@@ -159,7 +159,8 @@ func (f *fakeKakao) serveAuth(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, fmt.Sprintf(`{"access_token":%q,"token_type":"bearer","expires_in":21599}`, at))
 	case "authorization_code":
 		if !f.codes[form["code"]] || form["redirect_uri"] != f.redirectURI {
-			writeJSON(w, http.StatusBadRequest, `{"error":"invalid_grant","error_description":"authorization code not found for code=xxx","error_code":"KOE320"}`)
+			// Kakao echoes the code in the description.
+			writeJSON(w, http.StatusBadRequest, fmt.Sprintf(`{"error":"invalid_grant","error_description":"authorization code not found for code=%s","error_code":"KOE320"}`, form["code"]))
 			return
 		}
 		delete(f.codes, form["code"])

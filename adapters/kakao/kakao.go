@@ -308,6 +308,19 @@ func (a *Adapter) Probe(ctx context.Context) error {
 	if err := a.quotaBlock(""); err != nil {
 		return err
 	}
+	// After a refused refresh the last access token may live a few more
+	// minutes, but the channel was signalled down: agree with the signal
+	// instead of letting probes bring it back up meanwhile.
+	a.mu.Lock()
+	lost := a.down == downLogin && a.env.Now().Before(a.blockedUntil) && a.blockedErr != nil
+	var lostErr error
+	if lost {
+		lostErr = asRelayError(a.blockedErr)
+	}
+	a.mu.Unlock()
+	if lost {
+		return lostErr
+	}
 	return a.withToken(ctx, "probe", func(token string) (verdict, error) {
 		resp, err := a.do(ctx, http.MethodGet, a.cfg.APIURL+pathTokenInfo, token, nil)
 		if err != nil {

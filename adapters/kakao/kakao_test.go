@@ -500,3 +500,37 @@ func TestAppRefusalSignalsDownWithoutBlamingTheLogin(t *testing.T) {
 		t.Errorf("token calls %d, want 0", n)
 	}
 }
+
+func TestProbeChecksTheAccessTokenAndRefreshesFirst(t *testing.T) {
+	r := newRig(t, adaptertest.Up, withSeededTokens(time.Minute))
+	if err := r.a.Probe(context.Background()); err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+	if n := r.fake.count(&r.fake.tokenCalls); n != 1 {
+		t.Errorf("token calls %d, want 1 (refresh before the probe)", n)
+	}
+	if n := r.fake.count(&r.fake.probes); n != 1 {
+		t.Errorf("access_token_info calls %d, want 1", n)
+	}
+}
+
+func TestProbeAgreesWithALostLogin(t *testing.T) {
+	// The access token has 4 minutes left, the refresh is refused: sends may
+	// still use the token, but the channel is down and probes say so.
+	r := newRig(t, adaptertest.Up, withSeededTokens(4*time.Minute))
+	r.fake.mu.Lock()
+	delete(r.fake.refresh, "SECRET-rt-seed")
+	r.fake.mu.Unlock()
+	if _, err := r.a.Send(context.Background(), msg("me", "hi")); err != nil {
+		t.Fatalf("Send with a still valid token: %v", err)
+	}
+	if s := r.sig.all(); len(s) != 1 || !s[0].Down {
+		t.Fatalf("signals %+v, want one Down", s)
+	}
+	if err := r.a.Probe(context.Background()); relay.KindOf(err) != relay.KindAuth {
+		t.Fatalf("Probe = %v, want auth", err)
+	}
+	if n := r.fake.count(&r.fake.tokenCalls); n != 1 {
+		t.Errorf("token calls %d, want 1", n)
+	}
+}
