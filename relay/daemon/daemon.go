@@ -1,0 +1,232 @@
+// Package daemon wires relay together: configuration, store, channels,
+// health monitor, dispatcher and HTTP API, with the lifecycle SPEC asks
+// for (readiness, reload, drain). cmd/relay runs it; end-to-end tests run
+// it in process. Adapter packages are linked in by the caller.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/relay-project/relay/config"
+	"github.com/relay-project/relay/relay"
+	"github.com/relay-project/relay/relay/api"
+	"github.com/relay-project/relay/relay/dispatch"
+	"github.com/relay-project/relay/relay/health"
+	"github.com/relay-project/relay/relay/metrics"
+	"github.com/relay-project/relay/relay/store/sqlite"
+)
+
+// Options are the daemon's run-time knobs beyond the config file.
+type Options struct {
+	Logger *slog.Logger
+	// Notify is called with systemd notify states ("READY=1", ...); nil
+	// for none.
+	Notify func(state string)
+	// WatchdogInterval, when positive, sends WATCHDOG=1 this often while
+	// the dispatcher runs and the store answers.
+	WatchdogInterval time.Duration
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Daemon is one running relay.
+type Daemon struct {
+	opt     Options
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics.Metrics
+	store   relay.Store
+	monitor *health.Monitor
+	disp    *dispatch.Dispatcher
+	api     *api.Server
+	inbound *inboundSink
+
+	mu       sync.Mutex
+	cfg      *config.Config
+	webhooks map[string]http.Handler // "type/channel" → handler
+	ctx      context.Context         // the run context, for adapters started on reload
+	retired  sync.WaitGroup          // adapters closed after a reload's grace period
+
+	listener net.Listener
+	server   *http.Server
+}
+
+// New opens the store and builds the channels of cfg; nothing is started.
+func New(cfg *config.Config, opt Options) (*Daemon, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Notify == nil {
+		opt.Notify = func(string) {}
+	}
+	d := &Daemon{opt: opt, log: opt.Logger, now: opt.Now, metrics: metrics.New(), cfg: cfg}
+	if cfg.Store.DSN != "" {
+		return nil, errors.New("store.dsn: PostgreSQL is not built into this version; use store.path (SQLite)")
+	}
+	st, err := sqlite.Open(context.Background(), cfg.Store.Path, sqlite.Options{Synchronous: cfg.Store.Synchronous, Logger: opt.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", cfg.Store.Path, err)
+	}
+	d.store = st
+	d.monitor = health.New(health.Options{Logger: opt.Logger, Now: opt.Now, OnChange: d.healthChanged})
+	d.inbound = &inboundSink{d: d}
+	rt, hooks, err := d.buildRuntime(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	d.webhooks = hooks
+	d.disp = dispatch.New(st, d.monitor, rt, dispatch.Options{
+		Workers: cfg.Delivery.Workers, TTL: cfg.Delivery.TTL, AttemptTimeout: cfg.Delivery.AttemptTimeout,
+		RetryMin: cfg.Delivery.RetryMin, RetryMax: cfg.Delivery.RetryMax, RateLimitWait: cfg.Delivery.RateLimitWait,
+		ShutdownTimeout: cfg.Delivery.ShutdownTimeout, Logger: opt.Logger, Metrics: d.metrics, Now: opt.Now,
+	})
+	d.api = api.New(api.Deps{
+		Dispatcher: d.disp, Store: st, Health: d.monitor, Metrics: d.metrics, Logger: opt.Logger,
+		Inbound: d.webhook,
+	}, tokens(cfg))
+	return d, nil
+}
+
+// API returns the HTTP handler (to mount the web console on, or to test).
+func (d *Daemon) API() *api.Server { return d.api }
+
+// Dispatcher returns the delivery engine.
+func (d *Daemon) Dispatcher() *dispatch.Dispatcher { return d.disp }
+
+// Store returns the store.
+func (d *Daemon) Store() relay.Store { return d.store }
+
+// Health returns the health monitor.
+func (d *Daemon) Health() *health.Monitor { return d.monitor }
+
+// Config returns the configuration in force.
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Addr returns the address the API listens on, once Run has started it.
+func (d *Daemon) Addr() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.listener == nil {
+		return ""
+	}
+	return d.listener.Addr().String()
+}
+
+func tokens(cfg *config.Config) []api.Token {
+	out := make([]api.Token, len(cfg.Server.Tokens))
+	for i, t := range cfg.Server.Tokens {
+		out[i] = api.Token{Name: t.Name, Secret: t.Secret, SendTo: t.SendTo, Scopes: t.Scopes}
+	}
+	return out
+}
+
+// buildRuntime constructs every channel's adapter (no network) and the
+// directory.
+func (d *Daemon) buildRuntime(cfg *config.Config) (*dispatch.Runtime, map[string]http.Handler, error) {
+	rt := &dispatch.Runtime{Channels: map[string]*dispatch.Channel{}, Directory: cfg.Directory(), Admin: cfg.Delivery.Admin}
+	hooks := map[string]http.Handler{}
+	for _, name := range cfg.ChannelOrder {
+		c := cfg.Channels[name]
+		f, ok := relay.Lookup(c.Type)
+		if !ok {
+			closeAll(rt)
+			return nil, nil, fmt.Errorf("channels.%s: adapter type %q is not built in", name, c.Type)
+		}
+		env := relay.Env{
+			Name:     name,
+			Logger:   d.log.With("channel", name),
+			State:    d.store.ChannelState(name),
+			Inbound:  d.inbound.forChannel(name, c.Type),
+			Receipts: d.store,
+			Signal:   func(s relay.HealthSignal) { d.monitor.Signal(name, s) },
+			Now:      d.now,
+		}
+		a, err := f.New(c.Settings, env)
+		if err != nil {
+			closeAll(rt)
+			return nil, nil, fmt.Errorf("channels.%s: %w", name, err)
+		}
+		rt.Channels[name] = dispatch.NewChannel(name, c.Type, a, c.Concurrency, c.MaxRate)
+		if w, ok := a.(relay.WebhookReceiver); ok {
+			hooks[c.Type+"/"+name] = w.Webhook()
+		}
+	}
+	return rt, hooks, nil
+}
+
+func closeAll(rt *dispatch.Runtime) {
+	for _, ch := range rt.Channels {
+		_ = ch.Adapter.Close()
+	}
+}
+
+func (d *Daemon) healthChannels(cfg *config.Config, rt *dispatch.Runtime) []health.Channel {
+	var out []health.Channel
+	for _, name := range cfg.ChannelOrder {
+		c := cfg.Channels[name]
+		a := rt.Channels[name].Adapter
+		out = append(out, health.Channel{Name: name, Type: c.Type, Probe: a.Probe, Config: health.Config{
+			Interval: c.Health.Interval, Timeout: c.Health.Timeout, Fall: c.Health.Fall, Rise: c.Health.Rise,
+		}})
+		d.metrics.SetChannelState(name, string(health.Unknown))
+	}
+	return out
+}
+
+func (d *Daemon) webhook(typ, channel string) (http.Handler, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h, ok := d.webhooks[typ+"/"+channel]
+	return h, ok
+}
+
+// healthChanged reacts to a channel's state change: metrics; deliveries
+// waiting for the route are retried at once when a channel comes back; an
+// adapter's request for a notice goes to the admin.
+func (d *Daemon) healthChanged(c health.Change) {
+	d.metrics.SetChannelState(c.Channel, string(c.To))
+	if c.To == health.Up && c.From == health.Down {
+		if err := d.store.Wake(context.Background(), d.now()); err != nil {
+			d.log.Error("wake queued deliveries", "err", err)
+		}
+		d.disp.Wake()
+	}
+	if c.Notify {
+		what := "is down"
+		if c.To != health.Down {
+			what = "reports"
+		}
+		d.disp.Notify(context.Background(), fmt.Sprintf("channel %s %s: %s", c.Channel, what, c.Reason))
+	}
+}
+
+// Listen opens the API's listener: "host:port" or "unix:/path".
+func Listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		_ = os.Remove(path)
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, err
+		}
+		_ = os.Chmod(path, 0o660)
+		return l, nil
+	}
+	return net.Listen("tcp", addr)
+}

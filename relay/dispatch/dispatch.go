@@ -1,0 +1,249 @@
+// Package dispatch is the delivery engine: it accepts messages into the
+// store, claims due deliveries, and tries each one along its route. The
+// rules that turn an attempt's outcome into failover, retry, health and
+// expiry live in one place, decide.go.
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/relay-project/relay/relay"
+	"github.com/relay-project/relay/relay/health"
+	"github.com/relay-project/relay/relay/metrics"
+)
+
+// Channel is one configured adapter as the dispatcher uses it.
+type Channel struct {
+	Name       string
+	Type       string
+	Adapter    relay.Adapter
+	TextLimit  int
+	Idempotent bool
+	sem        chan struct{}
+	limiter    *rate.Limiter
+}
+
+// NewChannel wraps an adapter with its concurrency limit (default 4) and
+// optional rate cap in messages per second (0 = none).
+func NewChannel(name, typ string, a relay.Adapter, concurrency int, maxRate float64) *Channel {
+	if concurrency <= 0 {
+		concurrency = 4
+	}
+	c := &Channel{Name: name, Type: typ, Adapter: a, sem: make(chan struct{}, concurrency)}
+	if l, ok := a.(relay.TextLimiter); ok {
+		c.TextLimit = l.TextLimit()
+	}
+	if i, ok := a.(relay.Idempotent); ok {
+		c.Idempotent = i.Idempotent()
+	}
+	if maxRate > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(maxRate), max(1, int(maxRate)))
+	}
+	return c
+}
+
+// Runtime is one configuration's view: channels and contacts. A reload
+// swaps it atomically; queued messages are untouched.
+type Runtime struct {
+	Channels  map[string]*Channel
+	Directory *relay.Directory
+	Admin     string // contact that gets notices; "" for none
+}
+
+// Options tune the dispatcher.
+type Options struct {
+	Workers         int           // concurrent deliveries (default 16)
+	TTL             time.Duration // default message lifetime (24h)
+	AttemptTimeout  time.Duration // per send (10s)
+	RetryMin        time.Duration // first backoff when the whole route is down (5s)
+	RetryMax        time.Duration // backoff cap (5m)
+	RateLimitWait   time.Duration // retry-afters up to this are waited out (5s)
+	ShutdownTimeout time.Duration // in-flight sends get this long after Stop (10s)
+	PollInterval    time.Duration // how often to look for due deliveries without a wake-up (1s)
+	Logger          *slog.Logger
+	Metrics         *metrics.Metrics
+	Now             func() time.Time
+}
+
+func (o *Options) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
+	def(&o.TTL, 24*time.Hour)
+	def(&o.AttemptTimeout, 10*time.Second)
+	def(&o.RetryMin, 5*time.Second)
+	def(&o.RetryMax, 5*time.Minute)
+	def(&o.RateLimitWait, 5*time.Second)
+	def(&o.ShutdownTimeout, 10*time.Second)
+	def(&o.PollInterval, time.Second)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Dispatcher accepts messages and delivers them.
+type Dispatcher struct {
+	store  relay.Store
+	health *health.Monitor
+	opt    Options
+	log    *slog.Logger
+	m      *metrics.Metrics
+	now    func() time.Time
+	rt     atomic.Pointer[Runtime]
+
+	wake    chan struct{}
+	running atomic.Bool
+
+	idMu sync.Mutex
+	ids  *idSource
+}
+
+// New returns a dispatcher; Run starts its workers.
+func New(store relay.Store, mon *health.Monitor, rt *Runtime, opt Options) *Dispatcher {
+	opt.defaults()
+	d := &Dispatcher{
+		store: store, health: mon, opt: opt, log: opt.Logger, m: opt.Metrics, now: opt.Now,
+		wake: make(chan struct{}, 1), ids: newIDSource(),
+	}
+	d.rt.Store(rt)
+	return d
+}
+
+// SetRuntime swaps in a new configuration (SIGHUP).
+func (d *Dispatcher) SetRuntime(rt *Runtime) { d.rt.Store(rt) }
+
+// Runtime returns the current configuration view.
+func (d *Dispatcher) Runtime() *Runtime { return d.rt.Load() }
+
+// Running reports whether the workers are running (for /readyz).
+func (d *Dispatcher) Running() bool { return d.running.Load() }
+
+// Wake makes the claim loop look for due deliveries now.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run recovers deliveries interrupted by a crash, then claims and delivers
+// until ctx is done. Then it stops claiming, gives in-flight sends up to
+// ShutdownTimeout, releases the rest back to the queue, and returns.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	n, err := d.store.Recover(ctx, d.now())
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	if n > 0 {
+		d.log.Warn("requeued deliveries interrupted by a restart", "count", n)
+	}
+	// Sends outlive ctx by ShutdownTimeout: a send in flight when the
+	// daemon is asked to stop may finish.
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	stopTimer := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(d.opt.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelSends()
+		case <-sendCtx.Done():
+		}
+	})
+	defer stopTimer()
+
+	work := make(chan *relay.Delivery)
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, d.opt.Workers)
+	for range d.opt.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for del := range work {
+				d.process(sendCtx, del)
+				<-slots
+			}
+		}()
+	}
+	d.running.Store(true)
+	defer d.running.Store(false)
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-d.wake:
+		case <-timer.C:
+		}
+		for ctx.Err() == nil {
+			free := d.opt.Workers - len(slots)
+			if free == 0 {
+				break
+			}
+			dels, err := d.store.Claim(ctx, d.now(), free)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.log.Error("claim deliveries", "err", err)
+				}
+				break
+			}
+			for _, del := range dels {
+				slots <- struct{}{}
+				work <- del
+			}
+			if len(dels) < free {
+				break
+			}
+			// All workers busy: wait for one to free up (or a wake-up).
+			select {
+			case <-ctx.Done():
+			case slots <- struct{}{}:
+				<-slots
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(d.opt.PollInterval)
+	}
+	close(work)
+	wg.Wait()
+	return nil
+}
+
+// backoff returns the wait before the next pass over a route whose every
+// channel is down: RetryMin·2^round capped at RetryMax, with jitter in
+// [d/2, d] so that deliveries queued together do not retry together.
+func (d *Dispatcher) backoff(round int) time.Duration {
+	b := d.opt.RetryMin
+	for i := 0; i < round && b < d.opt.RetryMax; i++ {
+		b *= 2
+	}
+	b = min(b, d.opt.RetryMax)
+	return b/2 + time.Duration(rand.Int64N(int64(b/2)+1))
+}
