@@ -31,6 +31,8 @@ type writer struct {
 	mu     sync.RWMutex // guards closed against sends on a closed ops
 	closed bool
 	exited chan struct{}
+
+	queued func() // test hook: called after an op is queued
 }
 
 // wtx is what an op sees: the prepared statements and the connection (for
@@ -68,6 +70,9 @@ func (w *writer) do(ctx context.Context, fn func(t *wtx) error) error {
 	select {
 	case w.ops <- o:
 		w.mu.RUnlock()
+		if w.queued != nil {
+			w.queued()
+		}
 	case <-ctx.Done():
 		w.mu.RUnlock()
 		return ctx.Err()
