@@ -123,6 +123,9 @@ func dsn(path, sync, txlock string, readOnly bool) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Each op's SAVEPOINT journals the pages it touches; in memory that is a
+	// copy, on disk (the default) a write syscall per page.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	}

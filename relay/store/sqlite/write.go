@@ -53,6 +53,7 @@ func (s *Store) Submit(ctx context.Context, m *relay.Message) (*relay.Message, b
 	var stored *relay.Message
 	var created bool
 	err := s.w.do(ctx, func(t *wtx) error {
+		stored, created = nil, false
 		if in.IdempotencyKey != "" {
 			var id, hash string
 			err := t.st.findIdempotent.QueryRow(in.Submitter, in.IdempotencyKey).Scan(&id, &hash)
@@ -274,6 +275,7 @@ func (s *Store) Settle(ctx context.Context, st relay.Settlement) error {
 func (s *Store) Recover(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := s.w.do(ctx, func(t *wtx) error {
+		n = 0
 		bg := context.Background()
 		if _, err := t.conn.ExecContext(bg, `UPDATE attempts SET outcome = ?, error = ? WHERE outcome = ''`,
 			string(relay.OutcomeAmbiguous), recoverError); err != nil {

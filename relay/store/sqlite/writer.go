@@ -112,68 +112,72 @@ func (w *writer) loop() {
 }
 
 // runBatch runs ops in one transaction and answers each after COMMIT. An op
-// that fails is rolled back to its savepoint and fails alone.
+// that fails must fail alone, so ops really run each inside a SAVEPOINT.
+// But savepoints cost (two statements, and a copy of every page an op
+// touches), and ops almost never fail; so a batch first runs without them,
+// and only if an op fails is it rolled back and run again with them. Ops
+// set all their results on every run, so a second run is harmless.
 func (w *writer) runBatch(batch []*op) {
 	errs := make([]error, len(batch))
-	answer := func() {
-		for i, o := range batch {
-			o.done <- errs[i]
-		}
+	if !w.try(batch, errs, false) {
+		clear(errs)
+		w.try(batch, errs, true)
 	}
-	failAll := func(err error) {
+	for i, o := range batch {
+		o.done <- errs[i]
+	}
+}
+
+// try runs batch in one transaction, recording each op's error in errs.
+// Without savepoints it gives up (rolls back, returns false) at the first
+// failing op of a batch of several; otherwise it returns true with errs
+// final: the op's own error, or the transaction's when it did not commit.
+func (w *writer) try(batch []*op, errs []error, savepoints bool) bool {
+	failAll := func(err error) bool {
+		w.rollback()
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
 			}
 		}
-		answer()
+		return true
 	}
 	if _, err := w.st.begin.Exec(); err != nil {
-		failAll(fmt.Errorf("sqlite: begin: %w", err))
-		return
+		return failAll(fmt.Errorf("sqlite: begin: %w", err))
 	}
 	t := &wtx{conn: w.conn, st: w.st}
-	// A lone op needs no savepoint: on error the whole transaction goes.
-	if len(batch) == 1 {
-		o := batch[0]
-		if errs[0] = o.ctx.Err(); errs[0] == nil {
-			errs[0] = o.run(t)
+	for i, o := range batch {
+		if errs[i] = o.ctx.Err(); errs[i] != nil {
+			continue
 		}
-		if errs[0] != nil {
-			w.rollback()
-			answer()
-			return
-		}
-	} else {
-		for i, o := range batch {
-			if errs[i] = o.ctx.Err(); errs[i] != nil {
-				continue
-			}
-			if _, err := w.st.savepoint.Exec(); err != nil {
-				w.rollback()
-				failAll(fmt.Errorf("sqlite: savepoint: %w", err))
-				return
-			}
+		if !savepoints {
 			if errs[i] = o.run(t); errs[i] != nil {
-				if _, err := w.st.rollbackTo.Exec(); err != nil {
+				if len(batch) == 1 {
+					// A lone op: rolling back the transaction is its savepoint.
 					w.rollback()
-					failAll(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
-					return
+					return true
 				}
-			}
-			if _, err := w.st.release.Exec(); err != nil {
 				w.rollback()
-				failAll(fmt.Errorf("sqlite: release savepoint: %w", err))
-				return
+				return false
 			}
+			continue
+		}
+		if _, err := w.st.savepoint.Exec(); err != nil {
+			return failAll(fmt.Errorf("sqlite: savepoint: %w", err))
+		}
+		if errs[i] = o.run(t); errs[i] != nil {
+			if _, err := w.st.rollbackTo.Exec(); err != nil {
+				return failAll(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
+			}
+		}
+		if _, err := w.st.release.Exec(); err != nil {
+			return failAll(fmt.Errorf("sqlite: release savepoint: %w", err))
 		}
 	}
 	if _, err := w.st.commit.Exec(); err != nil {
-		w.rollback()
-		failAll(fmt.Errorf("sqlite: commit: %w", err))
-		return
+		return failAll(fmt.Errorf("sqlite: commit: %w", err))
 	}
-	answer()
+	return true
 }
 
 // rollback ends a failed transaction; its error only repeats the one that
