@@ -155,20 +155,15 @@ func (s *Store) Ping(ctx context.Context) error {
 // readTx runs fn in one read transaction, so a message and its deliveries
 // come from the same snapshot.
 func (s *Store) readTx(ctx context.Context, fn func(q querier) error) error {
+	if err := s.w.alive(); err != nil {
+		return err
+	}
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return closedErr(err)
+		return err
 	}
 	defer tx.Rollback()
 	return fn(tx)
-}
-
-// closedErr maps database/sql's closed-pool error to relay.ErrClosed.
-func closedErr(err error) error {
-	if err != nil && strings.Contains(err.Error(), "sql: database is closed") {
-		return fmt.Errorf("sqlite: %w", relay.ErrClosed)
-	}
-	return err
 }
 
 // Message returns one message with its deliveries and attempts.
@@ -182,12 +177,14 @@ func (s *Store) Message(ctx context.Context, id string) (*relay.Message, error) 
 }
 
 // Messages returns a page of messages, newest (highest ID) first. IDs are
-// ULIDs, so ID order is creation order.
+// ULIDs, so ID order is creation order. Limit defaults to 50 and is capped
+// at maxPage.
 func (s *Store) Messages(ctx context.Context, f relay.MessageFilter) ([]*relay.Message, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 50
 	}
+	limit = min(limit, maxPage)
 	var where []string
 	var args []any
 	if f.Status != "" {
@@ -235,9 +232,12 @@ func (s *Store) Counts(ctx context.Context) (map[relay.DeliveryState]int, error)
 	for _, st := range allStates {
 		out[st] = 0
 	}
+	if err := s.w.alive(); err != nil {
+		return nil, err
+	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT state, count(*) FROM deliveries GROUP BY state`)
 	if err != nil {
-		return nil, closedErr(err)
+		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -250,6 +250,9 @@ func (s *Store) Counts(ctx context.Context) (map[relay.DeliveryState]int, error)
 	}
 	return out, rows.Err()
 }
+
+// maxPage bounds a Messages page (its IDs are bound as query parameters).
+const maxPage = 1000
 
 var allStates = []relay.DeliveryState{relay.StateQueued, relay.StateSending, relay.StateDelivered,
 	relay.StateExpired, relay.StateFailed, relay.StateCancelled}
@@ -266,6 +269,9 @@ type channelState struct {
 
 // Get returns the value stored under key for this channel.
 func (c channelState) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := c.s.w.alive(); err != nil {
+		return nil, false, err
+	}
 	var v []byte
 	err := c.s.rdb.QueryRowContext(ctx, `SELECT value FROM channel_state WHERE channel = ? AND key = ?`,
 		c.channel, key).Scan(&v)
@@ -273,7 +279,7 @@ func (c channelState) Get(ctx context.Context, key string) ([]byte, bool, error)
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, closedErr(err)
+		return nil, false, err
 	}
 	if v == nil {
 		v = []byte{}
