@@ -263,11 +263,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
-	s.act(w, r, func(id string) error {
-		err := s.deps.Store.Retry(r.Context(), id, time.Now(), 0)
-		s.deps.Dispatcher.Wake()
-		return err
-	})
+	s.act(w, r, func(id string) error { return s.deps.Dispatcher.Retry(r.Context(), id) })
 }
 
 func (s *Server) act(w http.ResponseWriter, r *http.Request, f func(id string) error) {

@@ -151,3 +151,13 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// Retry makes a message's waiting deliveries due now and brings failed and
+// expired ones back with a fresh TTL (an operator's "retry now").
+func (d *Dispatcher) Retry(ctx context.Context, messageID string) error {
+	if err := d.store.Retry(ctx, messageID, d.now(), d.opt.TTL); err != nil {
+		return err
+	}
+	d.Wake()
+	return nil
+}
