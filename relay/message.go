@@ -172,6 +172,9 @@ type Delivery struct {
 	ExpiresAt time.Time
 	UpdatedAt time.Time
 	LastError string
+	// RetriedAt is when an operator last retried the delivery after it
+	// ended: refusals recorded before it are not held against the new try.
+	RetriedAt time.Time
 	Attempts  []Attempt
 
 	// Denormalised from the message, so a claimed delivery is self-contained.

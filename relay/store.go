@@ -53,7 +53,7 @@ type Store interface {
 
 	// Cancel cancels a message's deliveries that have not ended; Retry makes
 	// its queued deliveries due at now, and requeues failed and expired
-	// ones (round 0, new TTL from now+ttl). Both return ErrNotFound for an
+	// ones (round 0, new TTL from now+ttl, RetriedAt = now). Both return ErrNotFound for an
 	// unknown id.
 	Cancel(ctx context.Context, messageID string) error
 	Retry(ctx context.Context, messageID string, now time.Time, ttl time.Duration) error

@@ -162,6 +162,9 @@ func (d *Dispatcher) route(rt *Runtime, del *relay.Delivery) []relay.Hop {
 func skipForGood(del *relay.Delivery, rt *Runtime) map[string]bool {
 	done := map[string]bool{}
 	for _, a := range del.Attempts {
+		if a.At.Before(del.RetriedAt) {
+			continue // an operator retried after this: a fresh start
+		}
 		switch a.Outcome {
 		case relay.OutcomePermanent:
 			done[a.Channel] = true

@@ -76,6 +76,11 @@ var migrations = []migration{
 		) WITHOUT ROWID`,
 	)},
 	{"cached message status", addMessageStatus},
+	{"operator retry marker", execAll(
+		// retried_at: attempts before an operator's retry are history; the
+		// dispatcher does not hold their refusals against the new try.
+		`ALTER TABLE deliveries ADD COLUMN retried_at INTEGER NOT NULL DEFAULT 0`,
+	)},
 }
 
 // addMessageStatus keeps each message's derived status in a column, so that

@@ -85,7 +85,7 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 		{&s.retryQueued, `UPDATE deliveries SET next_at = ?1, updated_at = ?1
 			WHERE message_id = ?2 AND state = 'queued'`},
 		{&s.retryEnded, `UPDATE deliveries SET state = 'queued', round = 0, next_at = ?1, expires_at = ?2,
-			updated_at = ?1 WHERE message_id = ?3 AND state IN ('failed', 'expired')`},
+			updated_at = ?1, retried_at = ?1 WHERE message_id = ?3 AND state IN ('failed', 'expired')`},
 		{&s.wake, `UPDATE deliveries SET next_at = ?1 WHERE state = 'queued' AND next_at > ?1`},
 		{&s.receiptDeliv, `UPDATE attempts SET delivered_at = ?1
 			WHERE channel = ?2 AND upstream_id = ?3 AND delivered_at = 0`},

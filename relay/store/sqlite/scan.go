@@ -26,7 +26,7 @@ const (
 	messageCols = `id, kind, subject, text, priority, created_at, expires_at, submitter,
 		coalesce(idempotency_key, ''), request_hash, conversation_id`
 	deliveryCols = `d.id, d.message_id, d.contact, d.route, d.pinned, d.state, d.channel, d.round,
-		d.next_at, d.expires_at, d.updated_at, d.last_error,
+		d.next_at, d.expires_at, d.updated_at, d.last_error, d.retried_at,
 		m.kind, m.subject, m.text, m.priority, m.created_at`
 	attemptCols = `id, delivery_id, channel, at, outcome, error, coalesce(upstream_id, ''),
 		delivered_at, read_at`
@@ -78,9 +78,9 @@ func scanMessage(r scanner) (*relay.Message, error) {
 func scanDelivery(r scanner) (*relay.Delivery, error) {
 	var d relay.Delivery
 	var route string
-	var next, expires, updated, created int64
+	var next, expires, updated, created, retried int64
 	err := r.Scan(&d.ID, &d.MessageID, &d.Contact, &route, &d.Pinned, &d.State, &d.Channel, &d.Round,
-		&next, &expires, &updated, &d.LastError,
+		&next, &expires, &updated, &d.LastError, &retried,
 		&d.Kind, &d.Subject, &d.Text, &d.Priority, &created)
 	if err != nil {
 		return nil, err
@@ -89,6 +89,7 @@ func scanDelivery(r scanner) (*relay.Delivery, error) {
 		return nil, fmt.Errorf("delivery %s: route: %w", d.ID, err)
 	}
 	d.NextAt, d.ExpiresAt, d.UpdatedAt, d.CreatedAt = fromMS(next), fromMS(expires), fromMS(updated), fromMS(created)
+	d.RetriedAt = fromMS(retried)
 	return &d, nil
 }
 

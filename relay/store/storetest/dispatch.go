@@ -272,6 +272,7 @@ func testRetry(t *testing.T, h *harness) {
 		}
 		sameTime(t, d.Contact+" NextAt", d.NextAt, now)
 		sameTime(t, d.Contact+" ExpiresAt", d.ExpiresAt, now.Add(2*time.Hour))
+		sameTime(t, d.Contact+" RetriedAt", d.RetriedAt, now)
 	}
 	if d := got.Deliveries[2]; d.State != relay.StateDelivered {
 		t.Errorf("Retry changed a delivered delivery to %s", d.State)
