@@ -113,7 +113,7 @@ func TestSendPlainLoopbackKorean(t *testing.T) {
 	if want := "[relay] 주문 알림: 4번 테이블 ☕"; d.Subject != want {
 		t.Errorf("subject = %q, want %q", d.Subject, want)
 	}
-	if d.Body != text+"\n" && d.Body != text {
+	if d.Body != text {
 		t.Errorf("body = %q, want %q", d.Body, text)
 	}
 	if got := d.Header.Get("Message-ID"); got != sent.UpstreamID || !strings.HasSuffix(got, "@example.com>") {
