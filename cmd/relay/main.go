@@ -9,7 +9,15 @@ import (
 
 	// The channel types built into this binary.
 	_ "github.com/relay-project/relay/adapters/console"
+	_ "github.com/relay-project/relay/adapters/email"
+	_ "github.com/relay-project/relay/adapters/kakao"
+	_ "github.com/relay-project/relay/adapters/line"
+	_ "github.com/relay-project/relay/adapters/ntfy"
+	_ "github.com/relay-project/relay/adapters/sms"
 	_ "github.com/relay-project/relay/adapters/webhook"
+
+	// Time zones for SMS budgets (budget_timezone) on boxes without tzdata.
+	_ "time/tzdata"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".

@@ -111,7 +111,7 @@ path = %q
 retry_min = "100ms"
 retry_max = "1s"
 shutdown_timeout = "5s"
-workers = 32
+workers = WORKERS_N
 [channels.sink]
 type = "webhook"
 url = %q
@@ -121,6 +121,7 @@ route = ["sink"]
 sink = "owner"
 %s
 `, addr, filepath.Join(dir, "relay.db"), sinkURL, extra)
+	cfg = strings.Replace(cfg, "WORKERS_N", strconv.Itoa(envInt("RELAY_BENCH_WORKERS", 32)), 1)
 	path = filepath.Join(dir, "relay.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
@@ -133,6 +134,7 @@ func startChild(tb testing.TB, bin, cfg, addr string) *child {
 	tb.Helper()
 	c := &child{base: "http://" + addr, stderr: &bytes.Buffer{}}
 	c.cmd = exec.Command(bin, "serve", "-c", cfg, "-log-level", "warn")
+	c.cmd.Env = os.Environ()
 	c.cmd.Stdout = io.Discard
 	c.cmd.Stderr = c.stderr
 	start := time.Now()

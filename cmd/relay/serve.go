@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +35,13 @@ func cmdServe(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if path := os.Getenv("RELAY_CPUPROFILE"); path != "" {
+		// For measuring the daemon under load (see BenchmarkDaemon).
+		f, err := os.Create(path)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	path := config.Find(*cfgPath)
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -54,6 +62,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "relay: %v\n", err)
 		return 1
 	}
+	defer mountConsole(d, log)()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
