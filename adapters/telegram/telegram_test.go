@@ -126,6 +126,7 @@ func TestMigratedGroupIsRetriedOnceWithNewChatID(t *testing.T) {
 	f.migrate("-4242", -1001234567890)
 	te := newTestEnv(t)
 	a := newAdapter(t, Config{APIURL: f.url()}, te.env)
+	a.pace = newPacer(rate.Inf, 1, rate.Inf, 1)
 
 	sent, err := a.Send(context.Background(), outgoing("-4242", "private words"))
 	if err != nil {
