@@ -42,11 +42,11 @@ type fakeBot struct {
 	mode adaptertest.Mode
 
 	mu       sync.Mutex
-	script   map[string][]reply // method -> queued answers, used first
-	always   map[string]reply   // method -> answer for every call
-	sends    []callParams             // accepted sendMessage calls
-	calls    map[string][]callParams  // every call's params by method
-	updates  []string           // JSON updates served by getUpdates
+	script   map[string][]reply      // method -> queued answers, used first
+	always   map[string]reply        // method -> answer for every call
+	sends    []callParams            // accepted sendMessage calls
+	calls    map[string][]callParams // every call's params by method
+	updates  []string                // JSON updates served by getUpdates
 	nextMsg  int
 	changed  chan struct{} // closed and replaced on every call or new update
 	migrates map[string]int64

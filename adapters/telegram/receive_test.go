@@ -16,7 +16,7 @@ import (
 
 // Updates as the Bot API sends them (core.telegram.org/bots/api#update).
 const (
-	updText = `{"update_id":1000,"message":{"message_id":7,"from":{"id":555,"is_bot":false,"first_name":"Min","last_name":"Kim","username":"minkim"},"chat":{"id":555,"type":"private","first_name":"Min"},"date":1700000000,"text":"Is table 4 free tonight?"}}`
+	updText  = `{"update_id":1000,"message":{"message_id":7,"from":{"id":555,"is_bot":false,"first_name":"Min","last_name":"Kim","username":"minkim"},"chat":{"id":555,"type":"private","first_name":"Min"},"date":1700000000,"text":"Is table 4 free tonight?"}}`
 	updPhoto = `{"update_id":1001,"message":{"message_id":8,"from":{"id":555,"is_bot":false,"first_name":"Min"},"chat":{"id":555,"type":"private"},"date":1700000060,"photo":[{"file_id":"AgAD","file_unique_id":"u1","width":90,"height":90}],"caption":"this one","reply_to_message":{"message_id":42,"chat":{"id":555,"type":"private"},"date":1699999000,"text":"our menu"}}}`
 	updJoin  = `{"update_id":1002,"message":{"message_id":9,"chat":{"id":-100,"type":"group","title":"G"},"date":1700000100,"new_chat_members":[{"id":1,"is_bot":false,"first_name":"X"}]}}`
 	updEdit  = `{"update_id":1003,"edited_message":{"message_id":7,"chat":{"id":555,"type":"private"},"date":1700000000,"edit_date":1700000200,"text":"edited"}}`
