@@ -80,6 +80,16 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 		return nil, fmt.Errorf("open store %s: %w", cfg.Store.Path, err)
 	}
 	d.store = st
+	d.metrics.RegisterQueue(func() (map[string]int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := st.Counts(ctx)
+		out := make(map[string]int, len(c))
+		for k, v := range c {
+			out[string(k)] = v
+		}
+		return out, err
+	})
 	d.monitor = health.New(health.Options{Logger: opt.Logger, Now: opt.Now, OnChange: d.healthChanged})
 	d.inbound = &inboundSink{d: d}
 	rt, hooks, err := d.buildRuntime(cfg)

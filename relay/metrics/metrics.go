@@ -64,3 +64,31 @@ func (m *Metrics) SetChannelState(channel, state string) {
 		m.ChannelState.WithLabelValues(channel, s).Set(v)
 	}
 }
+
+// queueCollector reports deliveries by state, read from the store at
+// scrape time.
+type queueCollector struct {
+	desc   *prometheus.Desc
+	counts func() (map[string]int, error)
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	counts, err := c.counts()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for _, s := range []string{"queued", "sending", "delivered", "expired", "failed", "cancelled"} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[s]), s)
+	}
+}
+
+// RegisterQueue adds relay_queue_depth{state}, read by counts at scrape.
+func (m *Metrics) RegisterQueue(counts func() (map[string]int, error)) {
+	m.Registry.MustRegister(&queueCollector{
+		desc:   prometheus.NewDesc("relay_queue_depth", "Deliveries in the store by state.", []string{"state"}, nil),
+		counts: counts,
+	})
+}
