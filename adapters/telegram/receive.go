@@ -243,7 +243,7 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	var u tgbotapi.Update
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err := dec.Decode(&u); err != nil {
-		http.Error(w, "bad update: "+err.Error(), http.StatusBadRequest)
+		http.Error(w, "bad update", http.StatusBadRequest)
 		return
 	}
 	if err := a.handleUpdate(r.Context(), u); err != nil {

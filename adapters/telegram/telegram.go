@@ -36,7 +36,7 @@ const (
 	chatRate   = rate.Limit(1)
 	chatBurst  = 1
 	globalRate = rate.Limit(30)
-	globalBurs = 30
+	globalBurst = 30
 )
 
 func init() {
@@ -120,7 +120,7 @@ func New(cfg any, env relay.Env) (relay.Adapter, error) {
 			Timeout: time.Duration(conf.PollTimeout)*time.Second + time.Minute,
 		},
 		endpoint:   conf.endpoint(),
-		pace:       newPacer(chatRate, chatBurst, globalRate, globalBurs),
+		pace:       newPacer(chatRate, chatBurst, globalRate, globalBurst),
 		seen:       newSeenSet(4096),
 		backoffMin: time.Second,
 		backoffMax: time.Minute,
