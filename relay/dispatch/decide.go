@@ -276,6 +276,12 @@ func (d *Dispatcher) settle(ctx context.Context, del *relay.Delivery, state rela
 		return
 	}
 	d.m.Deliveries.WithLabelValues(channel, string(state)).Inc()
+	if d.opt.OnEnd != nil && state.Final() {
+		if state == relay.StateFailed {
+			del.LastError = lastErr // why every channel refused
+		}
+		d.opt.OnEnd(del, state)
+	}
 }
 
 // release puts a delivery back in the queue, due now, without counting a

@@ -71,6 +71,12 @@ type Options struct {
 	Logger          *slog.Logger
 	Metrics         *metrics.Metrics
 	Now             func() time.Time
+	// OnEnd, when set, is called after a delivery was settled in a final
+	// state by the dispatcher (delivered, expired, failed), from the
+	// worker that settled it. It must return promptly. With OnEnd set,
+	// failed and expired replies to customers (relay.KindReply) get no
+	// generic notice to delivery.admin: OnEnd tells the owner instead.
+	OnEnd func(del *relay.Delivery, state relay.DeliveryState)
 }
 
 func (o *Options) defaults() {

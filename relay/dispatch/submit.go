@@ -55,6 +55,25 @@ func (d *Dispatcher) NewID() string { return d.ids.next(d.now()) }
 // contact, and returns once it is committed. created is false when an
 // Idempotency-Key matched an earlier message (which is returned).
 func (d *Dispatcher) Submit(ctx context.Context, r Request) (*relay.Message, bool, error) {
+	m, err := d.Prepare(r)
+	if err != nil {
+		return nil, false, err
+	}
+	stored, created, err := d.store.Submit(ctx, m)
+	if err != nil {
+		return nil, false, err
+	}
+	if created {
+		d.Submitted(stored)
+	}
+	return stored, created, nil
+}
+
+// Prepare resolves r into a message with its deliveries, as Submit does,
+// without storing it. A caller that must store the message in one
+// transaction with rows of its own (a customer's message and its forward)
+// stores it, then calls Submitted.
+func (d *Dispatcher) Prepare(r Request) (*relay.Message, error) {
 	rt := d.rt.Load()
 	now := d.now()
 	ttl := r.TTL
@@ -73,38 +92,37 @@ func (d *Dispatcher) Submit(ctx context.Context, r Request) (*relay.Message, boo
 	if len(r.Hops) > 0 {
 		for _, h := range r.Hops {
 			if _, ok := rt.Channels[h.Channel]; !ok {
-				return nil, false, fmt.Errorf("%w: %s", relay.ErrUnknownChannel, h.Channel)
+				return nil, fmt.Errorf("%w: %s", relay.ErrUnknownChannel, h.Channel)
 			}
 		}
 		label := strings.Join(r.To, ",")
 		m.Deliveries = []*relay.Delivery{d.newDelivery(m, label, r.Hops, true)}
-	} else {
-		for _, ch := range r.Route {
-			if _, ok := rt.Channels[ch]; !ok {
-				return nil, false, fmt.Errorf("%w: %s", relay.ErrUnknownChannel, ch)
-			}
-		}
-		contacts, err := rt.Directory.Resolve(r.To)
-		if err != nil {
-			return nil, false, err
-		}
-		for _, c := range contacts {
-			hops, err := rt.Directory.Route(c, r.Route)
-			if err != nil {
-				return nil, false, err
-			}
-			m.Deliveries = append(m.Deliveries, d.newDelivery(m, c, hops, len(r.Route) > 0))
+		return m, nil
+	}
+	for _, ch := range r.Route {
+		if _, ok := rt.Channels[ch]; !ok {
+			return nil, fmt.Errorf("%w: %s", relay.ErrUnknownChannel, ch)
 		}
 	}
-	stored, created, err := d.store.Submit(ctx, m)
+	contacts, err := rt.Directory.Resolve(r.To)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	if created {
-		d.m.Accepted.Inc()
-		d.Wake()
+	for _, c := range contacts {
+		hops, err := rt.Directory.Route(c, r.Route)
+		if err != nil {
+			return nil, err
+		}
+		m.Deliveries = append(m.Deliveries, d.newDelivery(m, c, hops, len(r.Route) > 0))
 	}
-	return stored, created, nil
+	return m, nil
+}
+
+// Submitted counts a message the caller stored itself (see Prepare) and
+// wakes the workers for it.
+func (d *Dispatcher) Submitted(m *relay.Message) {
+	d.m.Accepted.Inc()
+	d.Wake()
 }
 
 func (d *Dispatcher) newDelivery(m *relay.Message, contact string, hops []relay.Hop, pinned bool) *relay.Delivery {
@@ -131,7 +149,7 @@ func (d *Dispatcher) Notify(ctx context.Context, text string) {
 }
 
 func (d *Dispatcher) noticeExpired(ctx context.Context, del *relay.Delivery) {
-	if del.Kind == relay.KindNotice {
+	if del.Kind == relay.KindNotice || (del.Kind == relay.KindReply && d.opt.OnEnd != nil) {
 		return
 	}
 	d.Notify(context.WithoutCancel(ctx), fmt.Sprintf("message %s to %s expired undelivered (created %s); last error: %s",
@@ -139,7 +157,7 @@ func (d *Dispatcher) noticeExpired(ctx context.Context, del *relay.Delivery) {
 }
 
 func (d *Dispatcher) noticeFailed(ctx context.Context, del *relay.Delivery, why string) {
-	if del.Kind == relay.KindNotice {
+	if del.Kind == relay.KindNotice || (del.Kind == relay.KindReply && d.opt.OnEnd != nil) {
 		return
 	}
 	d.Notify(context.WithoutCancel(ctx), fmt.Sprintf("message %s to %s failed: %s", del.MessageID, del.Contact, why))

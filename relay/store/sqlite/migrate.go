@@ -81,6 +81,7 @@ var migrations = []migration{
 		// dispatcher does not hold their refusals against the new try.
 		`ALTER TABLE deliveries ADD COLUMN retried_at INTEGER NOT NULL DEFAULT 0`,
 	)},
+	{"customer conversations", execAll(conversationSchema...)},
 }
 
 // addMessageStatus keeps each message's derived status in a column, so that
