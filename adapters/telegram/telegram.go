@@ -33,9 +33,9 @@ const TextLimit = 4096
 // Pacing from the Bots FAQ ("My bot is hitting limits"): about one
 // message per second in one chat, about 30 per second overall.
 const (
-	chatRate   = rate.Limit(1)
-	chatBurst  = 1
-	globalRate = rate.Limit(30)
+	chatRate    = rate.Limit(1)
+	chatBurst   = 1
+	globalRate  = rate.Limit(30)
 	globalBurst = 30
 )
 
