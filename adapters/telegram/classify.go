@@ -1,7 +1,6 @@
 package telegram
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -136,9 +135,4 @@ func scrubErr(err error, token string) error {
 func isConflict(err error) bool {
 	var te *tgbotapi.Error
 	return errors.As(err, &te) && te.Code == 409
-}
-
-// ctxErr reports whether err comes from the call's own context.
-func ctxErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
