@@ -14,6 +14,7 @@ import (
 	_ "github.com/relay-project/relay/adapters/line"
 	_ "github.com/relay-project/relay/adapters/ntfy"
 	_ "github.com/relay-project/relay/adapters/sms"
+	_ "github.com/relay-project/relay/adapters/telegram"
 	_ "github.com/relay-project/relay/adapters/webhook"
 
 	// Time zones for SMS budgets (budget_timezone) on boxes without tzdata.
