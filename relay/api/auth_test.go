@@ -1,0 +1,56 @@
+package api
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/relay-project/relay/relay/metrics"
+)
+
+// TestLoopbackOnlyWithoutTokens: with no tokens configured, loopback and
+// unix-socket clients are served and anyone else gets 403.
+func TestLoopbackOnlyWithoutTokens(t *testing.T) {
+	s := New(Deps{Metrics: metrics.New()}, nil)
+	for _, c := range []struct {
+		remote string
+		ok     bool
+	}{
+		{"127.0.0.1:5000", true},
+		{"[::1]:5000", true},
+		{"@", true}, // unix socket peer
+		{"203.0.113.9:5000", false},
+		{"192.168.0.10:5000", false},
+	} {
+		r := httptest.NewRequest("GET", "/v1/channels", nil)
+		r.RemoteAddr = c.remote
+		w := httptest.NewRecorder()
+		_, ok := s.Authenticate(w, r)
+		if ok != c.ok {
+			t.Errorf("%s: served=%v, want %v", c.remote, ok, c.ok)
+		}
+		if !c.ok && w.Code != http.StatusForbidden {
+			t.Errorf("%s: status %d, want 403", c.remote, w.Code)
+		}
+	}
+}
+
+// TestTokensAreCheckedFromAnywhere: with tokens, a remote client with a
+// valid token is served with that token's scopes, and loopback gets no
+// free pass.
+func TestTokensAreCheckedFromAnywhere(t *testing.T) {
+	s := New(Deps{Metrics: metrics.New()}, []Token{{Name: "site", Secret: "abc", Scopes: []string{ScopeSend}}})
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "203.0.113.9:5000"
+	r.Header.Set("Authorization", "Bearer abc")
+	p, ok := s.Authenticate(httptest.NewRecorder(), r)
+	if !ok || p.Name != "site" || !p.Has(ScopeSend) || p.Has(ScopeRead) {
+		t.Fatalf("remote with token: %+v %v", p, ok)
+	}
+	r = httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "127.0.0.1:5000"
+	w := httptest.NewRecorder()
+	if _, ok := s.Authenticate(w, r); ok || w.Code != http.StatusUnauthorized {
+		t.Fatalf("loopback without a token while tokens are configured: %v %d", ok, w.Code)
+	}
+}
