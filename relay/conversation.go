@@ -2,8 +2,18 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
+)
+
+// Errors of the two-way pipeline.
+var (
+	// ErrCannotReply: a conversation has no way back to the customer (a
+	// web-form contact with no e-mail or SMS channel configured).
+	ErrCannotReply = errors.New("cannot reply to this conversation")
+	// ErrInvalidInbound: a submission (the web form) is refused as given.
+	ErrInvalidInbound = errors.New("invalid inbound message")
 )
 
 // Conversation is one customer on one of our channels: every message the

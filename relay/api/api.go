@@ -71,6 +71,9 @@ type Deps struct {
 	Logger     *slog.Logger
 	// Inbound returns the webhook handler of a channel, if it has one.
 	Inbound func(typ, channel string) (http.Handler, bool)
+	// Conversations serves customer conversations and the web form; nil
+	// answers those endpoints with 404.
+	Conversations Conversations
 }
 
 // Server routes the API.
@@ -125,6 +128,10 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/channels/{name}/auth-url", s.auth(ScopeAdmin, s.authURL))
 	m.Handle("POST /v1/channels/{name}/authorize", s.auth(ScopeAdmin, s.authorize))
 	m.HandleFunc("POST /v1/inbound/{type}/{channel}", s.inbound)
+	m.HandleFunc("POST /v1/inbound/form", s.form)
+	m.Handle("GET /v1/conversations", s.auth(ScopeRead, s.conversations))
+	m.Handle("GET /v1/conversations/{id}", s.auth(ScopeRead, s.conversation))
+	m.Handle("POST /v1/conversations/{id}/reply", s.auth(ScopeSend, s.replyConversation))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

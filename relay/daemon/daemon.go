@@ -21,6 +21,7 @@ import (
 	"github.com/relay-project/relay/relay/api"
 	"github.com/relay-project/relay/relay/dispatch"
 	"github.com/relay-project/relay/relay/health"
+	"github.com/relay-project/relay/relay/inbound"
 	"github.com/relay-project/relay/relay/metrics"
 	"github.com/relay-project/relay/relay/store/sqlite"
 )
@@ -48,7 +49,7 @@ type Daemon struct {
 	monitor *health.Monitor
 	disp    *dispatch.Dispatcher
 	api     *api.Server
-	inbound *inboundSink
+	inbound *inbound.Pipeline
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -91,7 +92,8 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 		return out, err
 	})
 	d.monitor = health.New(health.Options{Logger: opt.Logger, Now: opt.Now, OnChange: d.healthChanged})
-	d.inbound = &inboundSink{d: d}
+	d.inbound = inbound.New(inbound.Options{Store: st, Logger: opt.Logger, Metrics: d.metrics, Now: opt.Now})
+	d.inbound.SetConfig(inboundConfig(cfg))
 	rt, hooks, err := d.buildRuntime(cfg)
 	if err != nil {
 		st.Close()
@@ -102,10 +104,12 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 		Workers: cfg.Delivery.Workers, TTL: cfg.Delivery.TTL, AttemptTimeout: cfg.Delivery.AttemptTimeout,
 		RetryMin: cfg.Delivery.RetryMin, RetryMax: cfg.Delivery.RetryMax, RateLimitWait: cfg.Delivery.RateLimitWait,
 		ShutdownTimeout: cfg.Delivery.ShutdownTimeout, Logger: opt.Logger, Metrics: d.metrics, Now: opt.Now,
+		OnEnd: d.inbound.DeliveryEnded,
 	})
+	d.inbound.Attach(d.disp)
 	d.api = api.New(api.Deps{
 		Dispatcher: d.disp, Store: st, Health: d.monitor, Metrics: d.metrics, Logger: opt.Logger,
-		Inbound: d.webhook,
+		Inbound: d.webhook, Conversations: d.inbound,
 	}, tokens(cfg))
 	return d, nil
 }
@@ -163,7 +167,7 @@ func (d *Daemon) buildRuntime(cfg *config.Config) (*dispatch.Runtime, map[string
 			Name:     name,
 			Logger:   d.log.With("channel", name),
 			State:    d.store.ChannelState(name),
-			Inbound:  d.inbound.forChannel(name, c.Type),
+			Inbound:  d.inbound.Sink(name),
 			Receipts: d.store,
 			Signal:   func(s relay.HealthSignal) { d.monitor.Signal(name, s) },
 			Now:      d.now,

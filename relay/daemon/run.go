@@ -174,6 +174,7 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	prev := d.disp.Runtime()
 	d.disp.SetRuntime(rt)
 	d.api.SetTokens(tokens(cfg))
+	d.inbound.SetConfig(inboundConfig(cfg))
 	d.mu.Lock()
 	d.cfg, d.webhooks = cfg, hooks
 	d.mu.Unlock()
