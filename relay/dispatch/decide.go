@@ -60,18 +60,21 @@ func (d *Dispatcher) process(ctx context.Context, del *relay.Delivery) {
 			continue
 		case done[hop.Channel]:
 			continue
-		case !d.health.Usable(hop.Channel):
-			if lastErr == "" {
-				lastErr = fmt.Sprintf("%s is down", hop.Channel)
-			}
-			continue
 		}
+		// The rate limit is checked before health: Usable may hand out
+		// a half-open trial, which must then be used.
 		if until := d.health.BlockedUntil(hop.Channel); until.After(d.now()) {
 			wait := until.Sub(d.now())
 			if wait > d.opt.RateLimitWait || !sleep(ctx, wait) {
 				lastErr = fmt.Sprintf("%s is rate-limited for %s", hop.Channel, wait.Round(time.Second))
 				continue
 			}
+		}
+		if !d.health.Usable(hop.Channel) {
+			if lastErr == "" {
+				lastErr = fmt.Sprintf("%s is down", hop.Channel)
+			}
+			continue
 		}
 		if ctx.Err() != nil {
 			d.release(del)
