@@ -16,6 +16,7 @@ import (
 	_ "github.com/relay-project/relay/adapters/sms"
 	_ "github.com/relay-project/relay/adapters/telegram"
 	_ "github.com/relay-project/relay/adapters/webhook"
+	_ "github.com/relay-project/relay/adapters/whatsapp"
 
 	// Time zones for SMS budgets (budget_timezone) on boxes without tzdata.
 	_ "time/tzdata"
