@@ -98,6 +98,9 @@ func KindOf(err error) Kind {
 	}
 	var e *Error
 	if errors.As(err, &e) {
+		if e == nil { // a typed nil *Error returned as error: a bug, but not a crash
+			return 0
+		}
 		return e.Kind
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -109,7 +112,7 @@ func KindOf(err error) Kind {
 // RetryAfterOf returns the retry-after carried by err, or zero.
 func RetryAfterOf(err error) time.Duration {
 	var e *Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) && e != nil {
 		return e.RetryAfter
 	}
 	return 0

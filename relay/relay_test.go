@@ -120,3 +120,13 @@ func TestKindOf(t *testing.T) {
 		t.Fatal("nil / invalid mapping")
 	}
 }
+
+// TestKindOfTypedNil: an adapter bug that returns a nil *Error as a
+// non-nil error must not crash the dispatcher.
+func TestKindOfTypedNil(t *testing.T) {
+	var e *Error
+	var err error = e
+	if KindOf(err) != 0 || RetryAfterOf(err) != 0 {
+		t.Fatal("typed nil *Error")
+	}
+}

@@ -215,7 +215,10 @@ func (a *Adapter) setWebhook(ctx context.Context) error {
 		"secret_token":    a.cfg.WebhookSecret,
 		"allowed_updates": allowedUpdates,
 	})
-	return classify(call{method: "setWebhook", trace: bot.trace}, a.cfg.Token, err)
+	if err != nil {
+		return classify(call{method: "setWebhook", trace: bot.trace}, a.cfg.Token, err)
+	}
+	return nil
 }
 
 // Webhook returns the handler for Telegram's webhook POSTs. It answers
