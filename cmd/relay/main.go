@@ -33,6 +33,9 @@ Usage:
   relay send    [-c FILE] --to NAME [--subject S] [--wait] TEXT|-
   relay status  [-c FILE]                 channels and queue at a glance
   relay queue   [-c FILE] list [--status S] | show ID | retry ID | cancel ID
+  relay conversations [-c FILE] [list] [--limit N] | show ID|TAG
+                                          customer conversations, newest first
+  relay reply   [-c FILE] ID|TAG TEXT|-   answer a customer on the channel they used
   relay whatsapp link [-c FILE] [--channel NAME] [--phone NUMBER]
   relay whatsapp unlink [-c FILE] [--channel NAME]
   relay kakao login [-c FILE] [--channel NAME]
@@ -65,6 +68,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdStatus(rest, stdout, stderr)
 	case "queue":
 		return cmdQueue(rest, stdout, stderr)
+	case "conversations":
+		return cmdConversations(rest, stdout, stderr)
+	case "reply":
+		return cmdReply(rest, stdin, stdout, stderr)
 	case "whatsapp":
 		return cmdWhatsApp(rest, stdout, stderr)
 	case "kakao":
