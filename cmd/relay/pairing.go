@@ -6,18 +6,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/mdp/qrterminal/v3"
 
+	"github.com/relay-project/relay/adapters/kakao"
 	"github.com/relay-project/relay/relay"
 )
 
@@ -97,7 +96,7 @@ func cmdKakao(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("c", "", "configuration file")
 	channel := fs.String("channel", "kakao", "the Kakao channel's name")
-	port := fs.Int("port", 8781, "loopback port for the redirect (register http://localhost:PORT/callback in the Kakao app)")
+	port := fs.Int("port", 8781, "loopback port for the redirect (register http://localhost:PORT"+kakao.LoginRedirectPath()+" in the Kakao app)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -111,7 +110,7 @@ func cmdKakao(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "relay: %v\n", err)
 		return 1
 	}
-	redirect := fmt.Sprintf("http://localhost:%d/callback", *port)
+	redirect := fmt.Sprintf("http://localhost:%d%s", *port, kakao.LoginRedirectPath())
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	state := hex.EncodeToString(b)
@@ -129,7 +128,7 @@ func cmdKakao(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "Open this address in a browser on this machine and log in with Kakao:\n\n  %s\n\nWaiting for the redirect to %s ...\n", au.URL, redirect)
 	codes := make(chan string, 1)
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/callback" || r.URL.Query().Get("state") != state {
+		if r.URL.Path != kakao.LoginRedirectPath() || r.URL.Query().Get("state") != state {
 			http.Error(w, "unexpected request", http.StatusBadRequest)
 			return
 		}
@@ -161,12 +160,10 @@ func cmdKakao(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	err = c.do(ctx, http.MethodPost, "/v1/channels/"+url.PathEscape(*channel)+"/authorize", map[string]string{"code": code, "redirect_uri": redirect}, nil)
-	var ae *apiError
-	if errors.As(err, &ae) || err != nil {
+	if err != nil {
 		fmt.Fprintf(stderr, "relay: storing the Kakao login: %v\n", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, "Kakao login stored; the channel will come up at its next health check.")
-	_ = os.Stdout.Sync()
 	return 0
 }
