@@ -18,7 +18,9 @@ type stmts struct {
 	insDelivery    *sql.Stmt
 	messageExists  *sql.Stmt
 	deliveryStates *sql.Stmt
+	siblingStates  *sql.Stmt
 	setStatus      *sql.Stmt
+	setSending     *sql.Stmt
 
 	due          *sql.Stmt
 	markSending  *sql.Stmt
@@ -63,11 +65,20 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 			round, next_at, expires_at, updated_at, last_error)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.messageExists, `SELECT 1 FROM messages WHERE id = ?`},
-		{&s.deliveryStates, `SELECT state FROM deliveries WHERE message_id = ?`},
+		// A message with a delivery just claimed is sending, whatever its
+		// other deliveries are (see relay.DeriveStatus).
+		{&s.setSending, `UPDATE messages SET status = 'sending' WHERE id = ? AND status <> 'sending'`},
+		{&s.deliveryStates, `SELECT message_id, state FROM deliveries WHERE message_id = ?`},
+		{&s.siblingStates, `SELECT message_id, state FROM deliveries
+			WHERE message_id = (SELECT message_id FROM deliveries WHERE id = ?)`},
 		{&s.setStatus, `UPDATE messages SET status = ?1 WHERE id = ?2 AND status <> ?1`},
 
 		// (state, next_at) index order breaks ties by rowid: no sort step.
-		{&s.due, `SELECT ` + deliveryCols + ` FROM deliveries d JOIN messages m ON m.id = d.message_id
+		// The last column tells whether the delivery has attempts to load:
+		// most claimed deliveries are on their first try and have none.
+		{&s.due, `SELECT ` + deliveryCols + `,
+			EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_id = d.id)
+			FROM deliveries d JOIN messages m ON m.id = d.message_id
 			WHERE d.state = 'queued' AND d.next_at <= ? ORDER BY d.next_at, d.rowid LIMIT ?`},
 		{&s.markSending, `UPDATE deliveries SET state = 'sending', updated_at = ? WHERE id = ?`},
 		{&s.attemptsOf, `SELECT ` + attemptCols + ` FROM attempts WHERE delivery_id = ? ORDER BY id`},

@@ -75,14 +75,15 @@ func scanMessage(r scanner) (*relay.Message, error) {
 	return &m, nil
 }
 
-func scanDelivery(r scanner) (*relay.Delivery, error) {
+// scanDelivery scans deliveryCols, then extra columns into extra.
+func scanDelivery(r scanner, extra ...any) (*relay.Delivery, error) {
 	var d relay.Delivery
 	var route string
 	var next, expires, updated, created, retried int64
-	err := r.Scan(&d.ID, &d.MessageID, &d.Contact, &route, &d.Pinned, &d.State, &d.Channel, &d.Round,
+	dest := append([]any{&d.ID, &d.MessageID, &d.Contact, &route, &d.Pinned, &d.State, &d.Channel, &d.Round,
 		&next, &expires, &updated, &d.LastError, &retried,
-		&d.Kind, &d.Subject, &d.Text, &d.Priority, &created)
-	if err != nil {
+		&d.Kind, &d.Subject, &d.Text, &d.Priority, &created}, extra...)
+	if err := r.Scan(dest...); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(route), &d.Route); err != nil {
