@@ -202,3 +202,62 @@ func TestShopInquirySurvivesRestart(t *testing.T) {
 		t.Fatalf("Kakao took %d forwards, want 1", len(got))
 	}
 }
+
+// TestShopFormAndOwnerHelp covers the web form (its token, a forward to
+// the owner) and the owner's messages that name no conversation (a short
+// help answer on the channel the owner wrote from, nothing to customers).
+func TestShopFormAndOwnerHelp(t *testing.T) {
+	s := newShop(t)
+	cfg := strings.Replace(s.config(), "[inbound]\n", "[inbound]\nform_token = \"form-secret\"\n", 1) + `
+[[server.tokens]]
+name = "admin"
+secret = "admin-secret"
+scopes = ["admin"]
+[[server.tokens]]
+name = "website"
+secret = "web-secret"
+send_to = ["owner"]
+`
+	n := startDaemon(t, "", cfg)
+	n.token = "admin-secret"
+	form := func(token, body string) response {
+		return n.do("POST", "/v1/inbound/form", "application/x-www-form-urlencoded", []byte(body), "Authorization", "Bearer "+token)
+	}
+	if r := form("wrong", "name=Kim&contact=kim%40example.com&text=hi"); r.status != 401 {
+		t.Fatalf("form with a wrong token: %d %s", r.status, r.body)
+	}
+	if r := form("form-secret", "name=Kim&contact=nobody&text=hi"); r.status != 400 {
+		t.Fatalf("form without a usable contact: %d %s", r.status, r.body)
+	}
+	if r := form("form-secret", "name=Kim&contact=kim%40example.com&text=do+you+deliver%3F"); r.status != 202 {
+		t.Fatalf("form: %d %s", r.status, r.body)
+	}
+	fw := s.kakao.waitSent(t, "kakao", 1)
+	if !strings.HasPrefix(fw[0].Text, "[web form · Kim <kim@example.com> · #") || !strings.HasSuffix(fw[0].Text, "] do you deliver?") {
+		t.Fatalf("form forward %q", fw[0].Text)
+	}
+	conv := n.onlyConversation()
+	// No e-mail channel: the reply cannot go anywhere, and says so.
+	if r := n.do("POST", "/v1/conversations/"+conv.Tag+"/reply", "application/json", []byte(`{"text":"yes"}`)); r.status != 409 || r.code() != "cannot_reply" {
+		t.Fatalf("reply to a form contact without e-mail channel: %d %s", r.status, r.body)
+	}
+	if r := n.do("POST", "/v1/conversations/"+conv.Tag+"/reply", "application/json", []byte(`{"text":"yes"}`),
+		"Authorization", "Bearer web-secret"); r.status != 403 {
+		t.Fatalf("a send_to-limited token replied to a customer: %d %s", r.status, r.body)
+	}
+	if r := n.do("GET", "/v1/conversations/Z9999", "", nil); r.status != 404 {
+		t.Fatalf("unknown conversation: %d", r.status)
+	}
+
+	// The owner writes to the bot without replying to a forward.
+	mustOK(t, "Telegram webhook", n.do("POST", "/v1/inbound/telegram/telegram", "application/json",
+		[]byte(fmt.Sprintf(`{"update_id":7,"message":{"message_id":70,"from":{"id":100,"is_bot":false,"first_name":"Owner"},"chat":{"id":100,"type":"private"},"date":%d,"text":"hello?"}}`, time.Now().Unix())),
+		"X-Telegram-Bot-Api-Secret-Token", telegramSecret))
+	help := s.telegram.waitSent(t, "telegram", 1)
+	if help[0].To != "100" || !strings.Contains(help[0].Text, "#"+conv.Tag) {
+		t.Fatalf("help answer %+v", help[0])
+	}
+	if c := n.conversation(conv.ID); len(c.Messages) != 1 {
+		t.Fatalf("the owner's help request became part of a conversation: %+v", c.Messages)
+	}
+}

@@ -13,6 +13,7 @@ package inbound
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -146,7 +147,12 @@ func (p *Pipeline) inquiry(ctx context.Context, cfg *Config, m relay.InboundMess
 		}
 		if cfg.AutoReply != "" {
 			e.AutoReply, err = p.toCustomer(conv, cfg.AutoReply, "inbound:auto_reply")
-			if err != nil {
+			switch {
+			case errors.Is(err, ErrCannotReply):
+				// A form contact with no channel to answer on: the owner
+				// still gets the inquiry.
+				e.AutoReply = nil
+			case err != nil:
 				return "", err
 			}
 			e.AutoReplyEvery = cfg.AutoReplyEvery

@@ -393,6 +393,13 @@ func TestWebForm(t *testing.T) {
 	if _, _, err := f.p.Reply(f.ctx, c.ID, "yes", "cli"); !errors.Is(err, relay.ErrCannotReply) {
 		t.Fatalf("reply to a phone without an SMS channel: %v", err)
 	}
+	g := newFixture(t, Config{AutoReply: "thanks", AutoReplyEvery: time.Hour})
+	if err := g.p.AcceptForm(g.ctx, "Lee", "010-5555-6666", "hi"); err != nil {
+		t.Fatalf("a form inquiry with no channel for the auto-reply: %v", err)
+	}
+	if len(g.ofKind(relay.KindInbound)) != 1 || len(g.ofKind(relay.KindReply)) != 0 {
+		t.Fatal("the inquiry must be forwarded without an auto-reply")
+	}
 	for _, bad := range [][3]string{{"a", "", "t"}, {"a", "kim@", "t"}, {"a", "call me", "t"}, {"a", "kim@example.com", " "}} {
 		if err := f.p.AcceptForm(f.ctx, bad[0], bad[1], bad[2]); !errors.Is(err, relay.ErrInvalidInbound) {
 			t.Errorf("AcceptForm%q: %v, want ErrInvalidInbound", bad, err)
