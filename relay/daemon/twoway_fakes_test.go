@@ -27,8 +27,10 @@ type upstream struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
 	down bool
-	got  []sent
-	n    int
+	// refuse makes LINE refuse every push as to an invalid recipient.
+	refuse bool
+	got    []sent
+	n      int
 }
 
 func (u *upstream) setDown(down bool) { u.mu.Lock(); u.down = down; u.mu.Unlock() }
@@ -172,6 +174,13 @@ func newFakeLINE(t *testing.T) *upstream {
 		case r.Method == http.MethodGet && r.URL.Path == "/v2/bot/info":
 			writeJSONBody(w, 200, `{"userId":"Ub9952f8e5b4d6f7a8c9d0e1f2a3b4c5d","basicId":"@216ru","displayName":"Shop","chatMode":"chat","markAsReadMode":"manual"}`)
 		case r.Method == http.MethodPost && r.URL.Path == "/v2/bot/message/push":
+			u.mu.Lock()
+			refuse := u.refuse
+			u.mu.Unlock()
+			if refuse {
+				writeJSONBody(w, 400, `{"message":"The request body has 1 error(s)","details":[{"message":"The value must be a valid user, group or room ID","property":"to"}]}`)
+				return
+			}
 			var req struct {
 				To       string `json:"to"`
 				Messages []struct{ Type, Text string }

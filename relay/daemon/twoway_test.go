@@ -261,3 +261,31 @@ send_to = ["owner"]
 		t.Fatalf("the owner's help request became part of a conversation: %+v", c.Messages)
 	}
 }
+
+// TestShopFailedReplyTellsOwner: LINE refuses the owner's reply for good;
+// it is not tried on any other channel, and the owner hears of it on
+// their own route, with the conversation's tag.
+func TestShopFailedReplyTellsOwner(t *testing.T) {
+	s := newShop(t)
+	n := startDaemon(t, "", strings.Replace(s.config(), `auto_reply = "감사합니다. 곧 답변드리겠습니다."`, `auto_reply = ""`, 1))
+	mustOK(t, "LINE webhook", n.lineWebhook("ev-1", "문의드립니다"))
+	s.kakao.waitSent(t, "kakao", 1)
+	conv := n.onlyConversation()
+	s.line.mu.Lock()
+	s.line.refuse = true
+	s.line.mu.Unlock()
+	r := n.do("POST", "/v1/conversations/"+conv.ID+"/reply", "application/json", []byte(`{"text":"네"}`))
+	if r.status != 202 {
+		t.Fatalf("reply: %d %s", r.status, r.body)
+	}
+	var accepted struct{ ID string }
+	r.json(t, &accepted)
+	m := n.waitStatus(accepted.ID, "failed", 10*time.Second)
+	if got := routeOf(m.Deliveries[0]); got != "line:permanent" {
+		t.Fatalf("reply route %q, want only LINE", got)
+	}
+	notice := s.kakao.waitSent(t, "kakao", 2)[1]
+	if !strings.Contains(notice.Text, "not delivered") || !strings.Contains(notice.Text, "#"+conv.Tag) {
+		t.Fatalf("owner's notice %q", notice.Text)
+	}
+}
