@@ -177,65 +177,73 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	})
 	defer stopTimer()
 
-	work := make(chan *relay.Delivery)
+	// Workers take claimed deliveries from work and report each one done
+	// on finished. Both hold Workers, and at most Workers deliveries are
+	// claimed and unsettled, so neither send ever blocks.
+	work := make(chan *relay.Delivery, d.opt.Workers)
+	finished := make(chan struct{}, d.opt.Workers)
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, d.opt.Workers)
 	for range d.opt.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for del := range work {
 				d.process(sendCtx, del)
-				<-slots
+				finished <- struct{}{}
 			}
 		}()
 	}
 	d.running.Store(true)
 	defer d.running.Store(false)
 
-	timer := time.NewTimer(0)
+	// While more deliveries are due than workers are free (a backlog), a
+	// claim waits until a quarter of the workers are free: each Claim is
+	// one due-query and one write in the store's single writer, and
+	// claiming for every worker as it frees up would spend them one
+	// delivery at a time, taking the writer from accepting messages.
+	// Without a backlog a free worker claims at once, for latency.
+	batch := max(1, d.opt.Workers/4)
+	inFlight := 0
+	due := true      // deliveries may be due: claim when workers are free
+	backlog := false // the last claim filled every free worker
+	timer := time.NewTimer(d.opt.PollInterval)
 	defer timer.Stop()
 loop:
 	for {
+		if free := d.opt.Workers - inFlight; due && free > 0 && (!backlog || free >= batch) && ctx.Err() == nil {
+			dels, err := d.store.Claim(ctx, d.now(), free)
+			if err != nil && ctx.Err() == nil {
+				d.log.Error("claim deliveries", "err", err)
+			}
+			for _, del := range dels {
+				work <- del
+			}
+			inFlight += len(dels)
+			backlog = err == nil && len(dels) == free
+			if !backlog {
+				// Nothing more due (or the store failed): look again on a
+				// wake-up, or after PollInterval.
+				due = false
+				if !timer.Stop() {
+					select {
+					case <-timer.C:
+					default:
+					}
+				}
+				timer.Reset(d.opt.PollInterval)
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-finished:
+			inFlight--
 		case <-d.wake:
+			due = true
 		case <-timer.C:
+			due = true
 		}
-		for ctx.Err() == nil {
-			free := d.opt.Workers - len(slots)
-			if free == 0 {
-				break
-			}
-			dels, err := d.store.Claim(ctx, d.now(), free)
-			if err != nil {
-				if ctx.Err() == nil {
-					d.log.Error("claim deliveries", "err", err)
-				}
-				break
-			}
-			for _, del := range dels {
-				slots <- struct{}{}
-				work <- del
-			}
-			if len(dels) < free {
-				break
-			}
-			// All workers busy: wait for one to free up (or a wake-up).
-			select {
-			case <-ctx.Done():
-			case slots <- struct{}{}:
-				<-slots
-			}
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(d.opt.PollInterval)
 	}
 	close(work)
 	wg.Wait()
