@@ -68,6 +68,8 @@ type Options struct {
 	// Now is the clock of the sweep and of Cancel, whose callers pass no
 	// time; nil means time.Now.
 	Now func() time.Time
+
+	swept func(n int) // tests: called after each sweep
 }
 
 // Store is relay.Store on PostgreSQL. Create it with Open.
@@ -78,6 +80,7 @@ type Store struct {
 	instance string
 	lease    time.Duration
 
+	swept     func(int)
 	closed    atomic.Bool
 	stopSweep context.CancelFunc
 	sweeps    sync.WaitGroup
@@ -104,7 +107,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		cfg.MaxConns = 16
 	}
 	cfg.AfterConnect = requireSyncCommit
-	s := &Store{log: opts.Logger, now: opts.Now, instance: opts.Instance, lease: opts.Lease}
+	s := &Store{log: opts.Logger, now: opts.Now, instance: opts.Instance, lease: opts.Lease, swept: opts.swept}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -183,6 +186,9 @@ func (s *Store) sweep(ctx context.Context, every time.Duration) {
 			s.log.Error("requeue deliveries with an expired lease", "err", err)
 		case n > 0:
 			s.log.Warn("requeued deliveries whose instance's lease expired", "count", n)
+		}
+		if s.swept != nil {
+			s.swept(n)
 		}
 	}
 }
