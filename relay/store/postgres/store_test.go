@@ -182,3 +182,46 @@ func TestDeriveStatusSQL(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusUnderConcurrentSettles: deliveries of one message settled at
+// the same time by different workers leave the right cached status (each
+// transaction re-derives it after the earlier ones committed).
+func TestStatusUnderConcurrentSettles(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, newDatabase(t), Options{})
+	const msgs, per = 40, 3
+	for i := range msgs {
+		m := &relay.Message{ID: fmt.Sprintf("01M%06d", i), CreatedAt: storetest.T0, ExpiresAt: storetest.T0}
+		for j := range per {
+			m.Deliveries = append(m.Deliveries, &relay.Delivery{ID: fmt.Sprintf("01D%06d-%d", i, j), NextAt: storetest.T0})
+		}
+		if _, _, err := s.Submit(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := s.Claim(ctx, storetest.T0, msgs*per)
+	if err != nil || len(ds) != msgs*per {
+		t.Fatalf("Claim: %d, %v", len(ds), err)
+	}
+	var wg sync.WaitGroup
+	for _, d := range ds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Settle(ctx, relay.Settlement{DeliveryID: d.ID, State: relay.StateDelivered,
+				Channel: "telegram", At: storetest.T0}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	page, err := s.Messages(ctx, relay.MessageFilter{Status: relay.MessageStatus(relay.StateDelivered), Limit: msgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != msgs {
+		var stale []string
+		s.pool.QueryRow(ctx, `SELECT array_agg(id || ':' || status) FROM messages WHERE status <> 'delivered'`).Scan(&stale)
+		t.Fatalf("%d of %d messages have the cached status delivered; stale: %v", len(page), msgs, stale)
+	}
+}
