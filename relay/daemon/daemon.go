@@ -6,7 +6,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"github.com/relay-project/relay/relay/health"
 	"github.com/relay-project/relay/relay/inbound"
 	"github.com/relay-project/relay/relay/metrics"
+	"github.com/relay-project/relay/relay/store/postgres"
 	"github.com/relay-project/relay/relay/store/sqlite"
 )
 
@@ -73,12 +73,9 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 		opt.Notify = func(string) {}
 	}
 	d := &Daemon{opt: opt, log: opt.Logger, now: opt.Now, metrics: metrics.New(), cfg: cfg}
-	if cfg.Store.DSN != "" {
-		return nil, errors.New("store.dsn: PostgreSQL is not built into this version; use store.path (SQLite)")
-	}
-	st, err := sqlite.Open(context.Background(), cfg.Store.Path, sqlite.Options{Synchronous: cfg.Store.Synchronous, Logger: opt.Logger})
+	st, err := openStore(cfg, opt)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", cfg.Store.Path, err)
+		return nil, err
 	}
 	d.store = st
 	d.metrics.RegisterQueue(func() (map[string]int, error) {
@@ -112,6 +109,31 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 		Inbound: d.webhook, Conversations: d.inbound,
 	}, tokens(cfg))
 	return d, nil
+}
+
+// storeBackend is what the daemon needs of a store: the outbox and the
+// conversations. SQLite and PostgreSQL both are.
+type storeBackend interface {
+	relay.Store
+	relay.ConversationStore
+}
+
+// openStore opens PostgreSQL when store.dsn is set, else the SQLite file.
+func openStore(cfg *config.Config, opt Options) (storeBackend, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if cfg.Store.DSN != "" {
+		st, err := postgres.Open(ctx, cfg.Store.DSN, postgres.Options{Logger: opt.Logger, Now: opt.Now})
+		if err != nil {
+			return nil, fmt.Errorf("open store (store.dsn): %w", err)
+		}
+		return st, nil
+	}
+	st, err := sqlite.Open(ctx, cfg.Store.Path, sqlite.Options{Synchronous: cfg.Store.Synchronous, Logger: opt.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", cfg.Store.Path, err)
+	}
+	return st, nil
 }
 
 // API returns the HTTP handler (to mount the web console on, or to test).
