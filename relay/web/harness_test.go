@@ -182,9 +182,11 @@ func (f *fakePairing) LinkedAccount() string {
 	return f.account
 }
 
-func (k *fakeKakao) Send(context.Context, *relay.Outgoing) (relay.Sent, error) { return relay.Sent{}, nil }
-func (k *fakeKakao) Probe(context.Context) error                               { return nil }
-func (k *fakeKakao) Close() error                                              { return nil }
+func (k *fakeKakao) Send(context.Context, *relay.Outgoing) (relay.Sent, error) {
+	return relay.Sent{}, nil
+}
+func (k *fakeKakao) Probe(context.Context) error { return nil }
+func (k *fakeKakao) Close() error                { return nil }
 func (k *fakeKakao) AuthURL(redirect, state string) string {
 	return "https://kauth.example/oauth/authorize?" + url.Values{"redirect_uri": {redirect}, "state": {state}}.Encode()
 }

@@ -117,8 +117,8 @@ func funcs(lang string, loc *time.Location) template.FuncMap {
 			}
 			return at.In(loc).Format("15:04:05")
 		},
-		"ago": func(now, at time.Time) string { return ago(t, now, at) },
-		"iso": func(at time.Time) string { return at.UTC().Format(time.RFC3339) },
+		"ago":   func(now, at time.Time) string { return ago(t, now, at) },
+		"iso":   func(at time.Time) string { return at.UTC().Format(time.RFC3339) },
 		"plain": func(msg string) string { return plainError(t, msg) },
 		"lower": strings.ToLower,
 	}
