@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	rdaemon "github.com/relay-project/relay/relay/daemon"
+	"github.com/relay-project/relay/relay/inbound/inboundweb"
 	"github.com/relay-project/relay/relay/web"
 )
 
@@ -13,7 +14,9 @@ import (
 // runs after the daemon has stopped. A console that cannot be built is
 // logged, and the daemon runs without it.
 func mountConsole(d *rdaemon.Daemon, log *slog.Logger) (stop func()) {
-	c, err := web.New(web.DaemonOptions(d, log.With("component", "console")))
+	opts := web.DaemonOptions(d, log.With("component", "console"))
+	opts.Conversations = inboundweb.New(d.Conversations())
+	c, err := web.New(opts)
 	if err != nil {
 		log.Error("web console disabled", "err", err)
 		return func() {}
