@@ -38,26 +38,30 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) adapter(w http.ResponseWriter, r *http.Request) (relay.Adapter, bool) {
+// ability finds the channel named in the path and the optional ability T
+// of its adapter, or writes the error (unknown channel, or a channel
+// without that ability, described by lacks).
+func ability[T any](s *Server, w http.ResponseWriter, r *http.Request, lacks string) (T, bool) {
+	var zero T
 	name := r.PathValue("name")
 	ch, ok := s.deps.Dispatcher.Runtime().Channels[name]
 	if !ok {
 		writeError(w, http.StatusNotFound, "unknown_channel", "no channel named "+name)
-		return nil, false
+		return zero, false
 	}
-	return ch.Adapter, true
+	a, ok := ch.Adapter.(T)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "invalid_request", "channel "+name+" "+lacks)
+		return zero, false
+	}
+	return a, true
 }
 
 // link streams pairing events as NDJSON, one relay.LinkEvent per line,
 // until the account is linked, pairing fails or the client goes away.
 func (s *Server) link(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.adapter(w, r)
+	l, ok := ability[relay.Linker](s, w, r, "is not linked by pairing")
 	if !ok {
-		return
-	}
-	l, ok := a.(relay.Linker)
-	if !ok {
-		writeError(w, http.StatusBadRequest, "invalid_request", "channel "+r.PathValue("name")+" is not linked by pairing")
 		return
 	}
 	var body struct {
@@ -89,13 +93,8 @@ func (s *Server) link(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) unlink(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.adapter(w, r)
+	l, ok := ability[relay.Linker](s, w, r, "is not linked by pairing")
 	if !ok {
-		return
-	}
-	l, ok := a.(relay.Linker)
-	if !ok {
-		writeError(w, http.StatusBadRequest, "invalid_request", "channel "+r.PathValue("name")+" is not linked by pairing")
 		return
 	}
 	if err := l.Unlink(r.Context()); err != nil {
@@ -106,13 +105,8 @@ func (s *Server) unlink(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) authURL(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.adapter(w, r)
+	au, ok := ability[relay.Authorizer](s, w, r, "has no OAuth login")
 	if !ok {
-		return
-	}
-	au, ok := a.(relay.Authorizer)
-	if !ok {
-		writeError(w, http.StatusBadRequest, "invalid_request", "channel "+r.PathValue("name")+" has no OAuth login")
 		return
 	}
 	redirect, state := r.URL.Query().Get("redirect_uri"), r.URL.Query().Get("state")
@@ -124,13 +118,8 @@ func (s *Server) authURL(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.adapter(w, r)
+	au, ok := ability[relay.Authorizer](s, w, r, "has no OAuth login")
 	if !ok {
-		return
-	}
-	au, ok := a.(relay.Authorizer)
-	if !ok {
-		writeError(w, http.StatusBadRequest, "invalid_request", "channel "+r.PathValue("name")+" has no OAuth login")
 		return
 	}
 	var body struct {
