@@ -154,7 +154,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*relay.D
 		return nil, nil
 	}
 	var out []*relay.Delivery
-	err := s.w.do(ctx, func(t *wtx) error {
+	err := s.w.doBackground(ctx, func(t *wtx) error {
 		out = nil
 		rows, err := t.st.due.Query(ms(now), limit)
 		if err != nil {
@@ -228,7 +228,7 @@ func (t *wtx) endAttempt(a relay.Attempt) error {
 // StartAttempt records an attempt in flight and returns its ID.
 func (s *Store) StartAttempt(ctx context.Context, a relay.Attempt) (int64, error) {
 	var id int64
-	err := s.w.do(ctx, func(t *wtx) (err error) {
+	err := s.w.doBackground(ctx, func(t *wtx) (err error) {
 		id, err = t.insertAttempt(relay.Attempt{DeliveryID: a.DeliveryID, Channel: a.Channel, At: a.At,
 			UpstreamID: a.UpstreamID})
 		return err
@@ -242,7 +242,7 @@ func (s *Store) StartAttempt(ctx context.Context, a relay.Attempt) (int64, error
 // EndAttempt records the outcome of attempt a.ID; an unknown ID is
 // relay.ErrNotFound.
 func (s *Store) EndAttempt(ctx context.Context, a relay.Attempt) error {
-	if err := s.w.do(ctx, func(t *wtx) error { return t.endAttempt(a) }); err != nil {
+	if err := s.w.doBackground(ctx, func(t *wtx) error { return t.endAttempt(a) }); err != nil {
 		return fmt.Errorf("sqlite: end attempt: %w", err)
 	}
 	return nil
@@ -260,7 +260,7 @@ func (s *Store) Settle(ctx context.Context, st relay.Settlement) error {
 	if st.State == relay.StateQueued {
 		next = ms(st.NextAt)
 	}
-	err := s.w.do(ctx, func(t *wtx) error {
+	err := s.w.doBackground(ctx, func(t *wtx) error {
 		// Only a delivery still sending changes state.
 		res, err := t.st.settle.Exec(string(st.State), st.Channel, st.Round, next, st.LastError,
 			ms(st.At), st.DeliveryID)
@@ -423,7 +423,7 @@ func (s *Store) Receipt(ctx context.Context, channel, upstreamID string, kind re
 	if upstreamID == "" {
 		return nil
 	}
-	err := s.w.do(ctx, func(t *wtx) error {
+	err := s.w.doBackground(ctx, func(t *wtx) error {
 		_, err := stmt(t).Exec(ms(at), channel, upstreamID)
 		return err
 	})

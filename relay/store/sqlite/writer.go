@@ -14,6 +14,14 @@ import (
 // in slices rather than in one huge transaction.
 const maxBatch = 256
 
+// While foreground ops wait, a batch takes background ops only up to one
+// per backgroundShare foreground ops, and at least minBackground, so the
+// dispatcher slows down but never stalls.
+const (
+	backgroundShare = 8
+	minBackground   = 4
+)
+
 // op is one queued write. run executes inside the batch transaction and
 // stores its results in variables the caller reads after done.
 type op struct {
@@ -23,16 +31,30 @@ type op struct {
 }
 
 // writer owns the write connection and runs queued ops in group commits.
+//
+// Ops come in two classes. Foreground ops (do) answer a client who is
+// waiting: accepting a message, cancelling, retrying. Background ops
+// (doBackground) are the dispatcher's bookkeeping: claiming, recording
+// attempts, settling. The single writer is the daemon's bottleneck under
+// load, and one delivery costs it several times what accepting a message
+// does, so while foreground ops wait a batch takes all of them (up to
+// maxBatch) and background ops only up to an eighth of their number (at
+// least minBackground). During a burst of submissions the dispatcher then
+// slows down instead of the clients, and catches up after it: the queue
+// is durable, and every accepted message is still delivered. With no
+// foreground ops waiting, background ops fill whole batches.
 type writer struct {
 	conn *sql.Conn
 	st   *stmts
-	ops  chan *op
+	ops  chan *op // foreground
+	bg   chan *op // background
 
 	mu     sync.RWMutex // guards closed against sends on a closed ops
 	closed bool
 	exited chan struct{}
 
-	queued func() // test hook: called after an op is queued
+	queued  func() // test hook: called after an op is queued
+	batches int    // batches run so far; read by ops (on this goroutine) in tests
 }
 
 // wtx is what an op sees: the prepared statements and the connection (for
@@ -52,23 +74,39 @@ func startWriter(ctx context.Context, db *sql.DB) (*writer, error) {
 		conn.Close()
 		return nil, err
 	}
-	w := &writer{conn: conn, st: st, ops: make(chan *op, 4*maxBatch), exited: make(chan struct{})}
+	w := &writer{conn: conn, st: st, ops: make(chan *op, 4*maxBatch), bg: make(chan *op, 4*maxBatch),
+		exited: make(chan struct{})}
 	go w.loop()
 	return w, nil
 }
 
-// do queues fn and waits until the batch holding it has committed. If ctx
-// ends while fn is queued it is skipped; if it ends after fn ran, the write
-// may still commit (the caller sees ctx.Err(), as with any lost reply).
+// do queues fn as a foreground op and waits until the batch holding it has
+// committed. If ctx ends while fn is queued it is skipped; if it ends after
+// fn ran, the write may still commit (the caller sees ctx.Err(), as with
+// any lost reply).
 func (w *writer) do(ctx context.Context, fn func(t *wtx) error) error {
+	return w.queue(ctx, false, fn)
+}
+
+// doBackground is do for the dispatcher's bookkeeping, which yields to
+// foreground ops (see writer).
+func (w *writer) doBackground(ctx context.Context, fn func(t *wtx) error) error {
+	return w.queue(ctx, true, fn)
+}
+
+func (w *writer) queue(ctx context.Context, background bool, fn func(t *wtx) error) error {
 	o := &op{ctx: ctx, run: fn, done: make(chan error, 1)}
+	q := w.ops
+	if background {
+		q = w.bg
+	}
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
 		return fmt.Errorf("sqlite: %w", relay.ErrClosed)
 	}
 	select {
-	case w.ops <- o:
+	case q <- o:
 		w.mu.RUnlock()
 		if w.queued != nil {
 			w.queued()
@@ -87,28 +125,60 @@ func (w *writer) do(ctx context.Context, fn func(t *wtx) error) error {
 
 func (w *writer) loop() {
 	defer close(w.exited)
+	fg, bg := w.ops, w.bg // nil once closed and drained
 	batch := make([]*op, 0, maxBatch)
-	for {
-		o, ok := <-w.ops
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], o)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case o, ok := <-w.ops:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, o)
-			default:
-				break fill
+	for fg != nil || bg != nil {
+		batch = batch[:0]
+		nbg := 0
+		select {
+		case o, ok := <-fg:
+			if !ok {
+				fg = nil
+				continue
 			}
+			batch = append(batch, o)
+		case o, ok := <-bg:
+			if !ok {
+				bg = nil
+				continue
+			}
+			batch, nbg = append(batch, o), 1
 		}
+		fgOpen := drain(&batch, fg, maxBatch)
+		room := maxBatch
+		if nfg := len(batch) - nbg; nfg > 0 {
+			room = min(maxBatch, nfg+max(minBackground, nfg/backgroundShare))
+		}
+		bgOpen := drain(&batch, bg, room)
 		w.runBatch(batch)
 		clear(batch)
+		if !fgOpen {
+			fg = nil
+		}
+		if !bgOpen {
+			bg = nil
+		}
 	}
+}
+
+// drain appends ops queued on q to batch until it holds limit, without
+// waiting. It reports false when q is closed and empty.
+func drain(batch *[]*op, q chan *op, limit int) bool {
+	if q == nil {
+		return false
+	}
+	for len(*batch) < limit {
+		select {
+		case o, ok := <-q:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, o)
+		default:
+			return true
+		}
+	}
+	return true
 }
 
 // runBatch runs ops in one transaction and answers each after COMMIT. An op
@@ -118,6 +188,7 @@ func (w *writer) loop() {
 // and only if an op fails is it rolled back and run again with them. Ops
 // set all their results on every run, so a second run is harmless.
 func (w *writer) runBatch(batch []*op) {
+	w.batches++
 	errs := make([]error, len(batch))
 	if !w.try(batch, errs, false) {
 		clear(errs)
@@ -203,6 +274,7 @@ func (w *writer) close() error {
 	if !w.closed {
 		w.closed = true
 		close(w.ops)
+		close(w.bg)
 	}
 	w.mu.Unlock()
 	<-w.exited
