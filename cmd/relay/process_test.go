@@ -25,8 +25,13 @@ var (
 	buildErr  error
 )
 
+// relayBinary compiles this command once per test binary run, or returns
+// RELAY_BENCH_BIN when set (to compare another build under the same load).
 func relayBinary(tb testing.TB) string {
 	tb.Helper()
+	if bin := os.Getenv("RELAY_BENCH_BIN"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "relay-bin")
 		if err != nil {
@@ -56,10 +61,12 @@ type countingSink struct {
 	mu    sync.Mutex
 	seen  map[string]int
 	total int
+
+	more chan struct{} // signalled (without blocking) after each delivery
 }
 
 func newCountingSink(tb testing.TB) *countingSink {
-	s := &countingSink{seen: map[string]int{}}
+	s := &countingSink{seen: map[string]int{}, more: make(chan struct{}, 1)}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -75,6 +82,10 @@ func newCountingSink(tb testing.TB) *countingSink {
 		s.seen[p.ID]++
 		s.total++
 		s.mu.Unlock()
+		select {
+		case s.more <- struct{}{}:
+		default:
+		}
 	})}
 	go s.srv.Serve(l)
 	tb.Cleanup(func() { s.srv.Close() })
@@ -85,6 +96,25 @@ func (s *countingSink) count() (distinct, total int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.seen), s.total
+}
+
+// waitTotal waits until the sink has had n deliveries (duplicates count)
+// or timeout passed, and returns the total.
+func (s *countingSink) waitTotal(n int, timeout time.Duration) int {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		_, total := s.count()
+		if total >= n {
+			return total
+		}
+		select {
+		case <-s.more:
+		case <-t.C:
+			_, total := s.count()
+			return total
+		}
+	}
 }
 
 // child is a `relay serve` process.
