@@ -74,10 +74,12 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 		{&s.setStatus, `UPDATE messages SET status = ?1 WHERE id = ?2 AND status <> ?1`},
 
 		// (state, next_at) index order breaks ties by rowid: no sort step.
-		// The last column tells whether the delivery has attempts to load:
-		// most claimed deliveries are on their first try and have none.
+		// The last columns tell whether the delivery has attempts to load
+		// (most claimed deliveries are on their first try and have none),
+		// and whether it is its message's only delivery.
 		{&s.due, `SELECT ` + deliveryCols + `,
-			EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_id = d.id)
+			EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_id = d.id),
+			NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.message_id = d.message_id AND o.id <> d.id)
 			FROM deliveries d JOIN messages m ON m.id = d.message_id
 			WHERE d.state = 'queued' AND d.next_at <= ? ORDER BY d.next_at, d.rowid LIMIT ?`},
 		{&s.markSending, `UPDATE deliveries SET state = 'sending', updated_at = ? WHERE id = ?`},

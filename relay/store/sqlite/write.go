@@ -162,13 +162,16 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*relay.D
 		}
 		var tried []*relay.Delivery // those with attempts to load
 		for rows.Next() {
-			var hasAttempts bool
-			d, err := scanDelivery(rows, &hasAttempts)
+			var hasAttempts, sole bool
+			d, err := scanDelivery(rows, &hasAttempts, &sole)
 			if err != nil {
 				rows.Close()
 				return err
 			}
 			out = append(out, d)
+			if sole {
+				t.sole[d.ID] = d.MessageID
+			}
 			if hasAttempts {
 				tried = append(tried, d)
 			}
@@ -261,6 +264,8 @@ func (s *Store) Settle(ctx context.Context, st relay.Settlement) error {
 		next = ms(st.NextAt)
 	}
 	err := s.w.doBackground(ctx, func(t *wtx) error {
+		soleOf, sole := t.sole[st.DeliveryID]
+		delete(t.sole, st.DeliveryID)
 		// Only a delivery still sending changes state.
 		res, err := t.st.settle.Exec(string(st.State), st.Channel, st.Round, next, st.LastError,
 			ms(st.At), st.DeliveryID)
@@ -293,8 +298,14 @@ func (s *Store) Settle(ctx context.Context, st relay.Settlement) error {
 				}
 			}
 		}
-		if n == 0 {
+		switch {
+		case n == 0:
 			return nil
+		case sole:
+			// The message's status is its only delivery's.
+			status := relay.DeriveStatus([]relay.DeliveryState{st.State})
+			_, err := t.st.setStatus.Exec(string(status), soleOf)
+			return err
 		}
 		return t.refreshStatusOf(st.DeliveryID)
 	})

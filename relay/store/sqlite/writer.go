@@ -53,6 +53,8 @@ type writer struct {
 	closed bool
 	exited chan struct{}
 
+	sole map[string]string // see wtx
+
 	queued  func() // test hook: called after an op is queued
 	batches int    // batches run so far; read by ops (on this goroutine) in tests
 }
@@ -62,6 +64,12 @@ type writer struct {
 type wtx struct {
 	conn *sql.Conn
 	st   *stmts
+	// sole maps each claimed delivery that is its message's only one to
+	// the message, so that Settle knows the message's status without
+	// reading its deliveries. A message's deliveries never change after
+	// Submit, so an entry is right even if the claim that made it rolled
+	// back. Only ops use it, on the writer's goroutine.
+	sole map[string]string
 }
 
 func startWriter(ctx context.Context, db *sql.DB) (*writer, error) {
@@ -75,7 +83,7 @@ func startWriter(ctx context.Context, db *sql.DB) (*writer, error) {
 		return nil, err
 	}
 	w := &writer{conn: conn, st: st, ops: make(chan *op, 4*maxBatch), bg: make(chan *op, 4*maxBatch),
-		exited: make(chan struct{})}
+		sole: map[string]string{}, exited: make(chan struct{})}
 	go w.loop()
 	return w, nil
 }
@@ -216,7 +224,7 @@ func (w *writer) try(batch []*op, errs []error, savepoints bool) bool {
 	if _, err := w.st.begin.Exec(); err != nil {
 		return failAll(fmt.Errorf("sqlite: begin: %w", err))
 	}
-	t := &wtx{conn: w.conn, st: w.st}
+	t := &wtx{conn: w.conn, st: w.st, sole: w.sole}
 	for i, o := range batch {
 		if errs[i] = o.ctx.Err(); errs[i] != nil {
 			continue
