@@ -259,7 +259,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
-	s.act(w, r, func(id string) error { return s.deps.Store.Cancel(r.Context(), id) })
+	s.act(w, r, func(id string) error { return s.deps.Dispatcher.Cancel(r.Context(), id) })
 }
 
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {

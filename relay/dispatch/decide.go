@@ -39,7 +39,9 @@ import (
 //	                                     ≤ retry_max, jitter), at the latest at the TTL
 
 // process runs one pass over a claimed delivery and settles it.
-func (d *Dispatcher) process(ctx context.Context, del *relay.Delivery) {
+func (d *Dispatcher) process(parent context.Context, del *relay.Delivery) {
+	ctx, untrack := d.track(parent, &deliveryRef{id: del.ID, messageID: del.MessageID})
+	defer untrack()
 	now := d.now()
 	if !now.Before(del.ExpiresAt) {
 		d.settle(ctx, del, relay.StateExpired, del.Channel, "expired before any channel took it", nil)
@@ -77,17 +79,30 @@ func (d *Dispatcher) process(ctx context.Context, del *relay.Delivery) {
 			continue
 		}
 		if ctx.Err() != nil {
-			d.release(del)
+			d.stopped(ctx, del)
 			return
 		}
 		attempt, err := d.send(ctx, del, ch, hop)
+		if errors.Is(err, errStore) {
+			// The store failed, not the channel: do not blame it, try
+			// this delivery again later.
+			d.log.Error("record attempt start", "delivery", del.ID, "err", err)
+			d.requeue(ctx, del, err.Error())
+			return
+		}
 		if ctx.Err() != nil && err != nil {
-			// Stopping: this send was cut short, which is not the
-			// channel's fault. Back to the queue; the attempt stays
-			// ambiguous because the request may have gone out.
-			attempt.Outcome, attempt.Error = relay.OutcomeAmbiguous, "interrupted: relay stopped while sending"
-			d.endAttempt(attempt)
-			d.release(del)
+			// Stopping, or the message was cancelled: this send was cut
+			// short, which is not the channel's fault. If the request may
+			// have gone out the attempt is ambiguous; if it never left
+			// (waiting for a slot or the rate cap) it is no attempt.
+			if !errors.Is(err, errNotSent) {
+				attempt.Outcome, attempt.Error = relay.OutcomeAmbiguous, "interrupted: relay stopped while sending"
+				if cancelled(ctx) {
+					attempt.Error = "interrupted: the message was cancelled while sending"
+				}
+				d.endAttempt(attempt)
+			}
+			d.stopped(ctx, del)
 			return
 		}
 		kind := relay.KindOf(err)
@@ -132,14 +147,44 @@ func (d *Dispatcher) process(ctx context.Context, del *relay.Delivery) {
 		d.noticeFailed(ctx, del, msg)
 		return
 	}
+	d.requeue(ctx, del, lastErr)
+}
+
+// requeue puts a delivery back in the queue for its next pass, after the
+// backoff of its round (at the latest at its TTL).
+func (d *Dispatcher) requeue(ctx context.Context, del *relay.Delivery, lastErr string) {
 	next := d.now().Add(d.backoff(del.Round))
 	if next.After(del.ExpiresAt) {
 		next = del.ExpiresAt
 	}
-	s := relay.Settlement{DeliveryID: del.ID, State: relay.StateQueued, Round: del.Round + 1, NextAt: next, LastError: lastErr, At: d.now()}
-	if err := d.store.Settle(context.WithoutCancel(ctx), s); err != nil {
-		d.log.Error("requeue delivery", "delivery", del.ID, "err", err)
+	d.settleRetrying(ctx, relay.Settlement{DeliveryID: del.ID, State: relay.StateQueued, Round: del.Round + 1, NextAt: next, LastError: lastErr, At: d.now()})
+}
+
+// stopped ends a pass cut short: a cancelled message needs nothing more
+// (the store has it cancelled); when the daemon stops, the delivery goes
+// back to the queue, due now.
+func (d *Dispatcher) stopped(ctx context.Context, del *relay.Delivery) {
+	if cancelled(ctx) {
+		return
 	}
+	d.release(del)
+}
+
+// settleRetrying writes a settlement, retrying a failing store a few
+// times: a delivery whose settlement is lost stays "sending" until the
+// next start.
+func (d *Dispatcher) settleRetrying(ctx context.Context, s relay.Settlement) error {
+	var err error
+	for try, wait := 0, 50*time.Millisecond; try < 4; try, wait = try+1, wait*4 {
+		if err = d.store.Settle(context.WithoutCancel(ctx), s); err == nil || errors.Is(err, relay.ErrNotFound) {
+			return err
+		}
+		if try < 3 {
+			sleep(context.Background(), wait) // bounded: about 1s in all, only while the store fails
+		}
+	}
+	d.log.Error("settle delivery", "delivery", s.DeliveryID, "state", s.State, "err", err)
+	return err
 }
 
 // route returns the hops to try: the contact's current route when the
@@ -202,16 +247,36 @@ func ambiguousOn(del *relay.Delivery) string {
 // send splits the text to the channel's limit and sends every part within
 // the attempt timeout, honouring the channel's concurrency and rate cap.
 func (d *Dispatcher) send(ctx context.Context, del *relay.Delivery, ch *Channel, hop relay.Hop) (relay.Attempt, error) {
-	a := relay.Attempt{DeliveryID: del.ID, Channel: ch.Name, At: d.now()}
+	a := relay.Attempt{DeliveryID: del.ID, Channel: ch.Name}
+	// Wait for a slot on the channel and for its rate cap before the
+	// attempt is recorded: a wait cut short sent nothing.
+	select {
+	case ch.sem <- struct{}{}:
+		defer func() { <-ch.sem }()
+	case <-ctx.Done():
+		return a, fmt.Errorf("%s: waiting for a free slot: %w", ch.Name, errNotSent)
+	}
+	if ch.limiter != nil {
+		if err := ch.limiter.Wait(ctx); err != nil {
+			return a, fmt.Errorf("%s: waiting for the rate cap: %w", ch.Name, errNotSent)
+		}
+	}
+	a.At = d.now()
 	id, err := d.store.StartAttempt(context.WithoutCancel(ctx), a)
 	if err != nil {
-		a.Outcome, a.Error = relay.OutcomeTemporary, "store: "+err.Error()
-		return a, relay.Errorf(relay.KindTemporary, "store: %w", err)
+		return a, fmt.Errorf("%w: %w", errStore, err)
 	}
 	a.ID = id
 	parts := relay.SplitText(del.Text, ch.TextLimit)
 	var first string
 	for i, text := range parts {
+		if i > 0 && ch.limiter != nil {
+			if err := ch.limiter.Wait(ctx); err != nil {
+				err = relay.Errorf(relay.KindTemporary, "%s: rate cap: %w", ch.Name, err)
+				a.Outcome, a.Error = relay.OutcomeTemporary, fmt.Sprintf("part %d/%d: %s", i+1, len(parts), err)
+				return a, err
+			}
+		}
 		sent, err := d.sendPart(ctx, ch, &relay.Outgoing{
 			MessageID: del.MessageID, DeliveryID: del.ID, Contact: del.Contact, Address: hop.Address,
 			Subject: del.Subject, Text: text, Priority: del.Priority, Part: i + 1, Parts: len(parts),
@@ -234,17 +299,6 @@ func (d *Dispatcher) send(ctx context.Context, del *relay.Delivery, ch *Channel,
 }
 
 func (d *Dispatcher) sendPart(ctx context.Context, ch *Channel, out *relay.Outgoing) (relay.Sent, error) {
-	select {
-	case ch.sem <- struct{}{}:
-		defer func() { <-ch.sem }()
-	case <-ctx.Done():
-		return relay.Sent{}, relay.Errorf(relay.KindTemporary, "%s: %w", ch.Name, ctx.Err())
-	}
-	if ch.limiter != nil {
-		if err := ch.limiter.Wait(ctx); err != nil {
-			return relay.Sent{}, relay.Errorf(relay.KindTemporary, "%s: rate cap: %w", ch.Name, err)
-		}
-	}
 	sctx, cancel := context.WithTimeout(ctx, d.opt.AttemptTimeout)
 	defer cancel()
 	sent, err := ch.Adapter.Send(sctx, out)
@@ -274,8 +328,7 @@ func (d *Dispatcher) delivered(ctx context.Context, del *relay.Delivery, hops []
 
 func (d *Dispatcher) settle(ctx context.Context, del *relay.Delivery, state relay.DeliveryState, channel, lastErr string, a *relay.Attempt) {
 	s := relay.Settlement{DeliveryID: del.ID, State: state, Channel: channel, Round: del.Round, LastError: lastErr, Attempt: a, At: d.now()}
-	if err := d.store.Settle(context.WithoutCancel(ctx), s); err != nil {
-		d.log.Error("settle delivery", "delivery", del.ID, "state", state, "err", err)
+	if err := d.settleRetrying(ctx, s); err != nil {
 		return
 	}
 	d.m.Deliveries.WithLabelValues(channel, string(state)).Inc()
@@ -286,6 +339,13 @@ func (d *Dispatcher) settle(ctx context.Context, del *relay.Delivery, state rela
 		d.opt.OnEnd(del, state)
 	}
 }
+
+// errNotSent marks a send that was cut short before anything left;
+// errStore a store failure around a send.
+var (
+	errNotSent = errors.New("not sent")
+	errStore   = errors.New("store")
+)
 
 // release puts a delivery back in the queue, due now, without counting a
 // pass: the daemon is stopping.

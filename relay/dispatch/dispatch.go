@@ -119,6 +119,8 @@ type Dispatcher struct {
 	wake    chan struct{}
 	running atomic.Bool
 
+	inflight sync.Map // delivery ID → *inflight, for Cancel (cancel.go)
+
 	idMu sync.Mutex
 	ids  *idSource
 }

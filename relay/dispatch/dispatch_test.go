@@ -161,3 +161,109 @@ func TestBackoffBounds(t *testing.T) {
 		}
 	}
 }
+
+// A delivery still waiting for the channel's concurrency slot when the
+// shutdown timeout cuts sends was never sent; after a restart it must be
+// sent, not failed as "may have arrived".
+func TestShutdownWhileWaitingForSlotIsNoAttempt(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	slow := &fakeAdapter{delay: 400 * time.Millisecond}
+	rt := &Runtime{Channels: map[string]*Channel{"only": NewChannel("only", "fake", slow, 1, 0)},
+		Directory: &relay.Directory{Contacts: map[string]*relay.Contact{
+			"owner": {Name: "owner", Route: []string{"only"}, Addresses: map[string]string{"only": "a"}}}}}
+	mon := health.New(health.Options{})
+	mon.Start(context.Background(), []health.Channel{{Name: "only", Probe: slow.Probe}})
+	defer mon.Stop()
+	opt := Options{PollInterval: 5 * time.Millisecond, ShutdownTimeout: 100 * time.Millisecond}
+	d := New(st, mon, rt, opt)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	var ids []string
+	for _, text := range []string{"first", "second"} {
+		m, _, err := d.Submit(context.Background(), Request{To: []string{"owner"}, Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	// Wait until both are claimed: first is sending, second waits for the
+	// channel's only slot.
+	for {
+		a, _ := st.Message(context.Background(), ids[0])
+		b, _ := st.Message(context.Background(), ids[1])
+		if a != nil && b != nil && len(a.Deliveries[0].Attempts) == 1 && b.Deliveries[0].State == relay.StateSending {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cancel()
+	<-done
+
+	// Restart.
+	d2 := New(st, mon, rt, opt)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan struct{})
+	go func() { d2.Run(ctx2); close(done2) }()
+	defer func() { cancel2(); <-done2 }()
+	deadline := time.Now().Add(3 * time.Second)
+	for _, id := range ids {
+		for {
+			m, err := st.Message(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := m.Status(); s == "delivered" {
+				break
+			} else if s == "failed" {
+				t.Fatalf("message %q failed after restart though it was never sent: %s; attempts: %+v",
+					m.Text, m.Deliveries[0].LastError, m.Deliveries[0].Attempts)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("message %s", m.Status())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// TestCancelStopsThePass: cancelling a message while its first channel
+// hangs cuts the send short and does not fail over: nothing reaches the
+// backup, and the message stays cancelled.
+func TestCancelStopsThePass(t *testing.T) {
+	hang := &fakeAdapter{fail: relay.Errorf(relay.KindAmbiguous, "no answer"), delay: 300 * time.Millisecond}
+	backup := &fakeAdapter{}
+	d, stop := newDispatcher(t, map[string]*fakeAdapter{"a-primary": hang, "b-backup": backup}, 4)
+	defer stop()
+	rt := d.Runtime()
+	rt.Directory.Contacts["owner"].Route = []string{"a-primary", "b-backup"}
+	m, _, err := d.Submit(context.Background(), Request{To: []string{"owner"}, Text: "never mind"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		got, _ := d.store.Message(context.Background(), m.ID)
+		if len(got.Deliveries[0].Attempts) == 1 {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := d.Cancel(context.Background(), m.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // past the hanging send
+	backup.mu.Lock()
+	n := len(backup.sent)
+	backup.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("a cancelled message failed over to the backup")
+	}
+	got, _ := d.store.Message(context.Background(), m.ID)
+	if got.Status() != "cancelled" {
+		t.Fatalf("status %s", got.Status())
+	}
+}
