@@ -275,7 +275,8 @@ func (m *Monitor) ObserveSend(name string, err error) {
 		m.endTrial(name)
 		return
 	case relay.KindAuth:
-		m.ForceDown(name, err.Error())
+		// A channel that lost its login: the admin hears of it (SPEC).
+		m.forceDown(name, err.Error(), true)
 		return
 	}
 	m.observe(name, err, false)
@@ -378,8 +379,11 @@ func (m *Monitor) report(c Change) {
 }
 
 // ForceDown marks a channel down at once (an authentication failure the
-// adapter cannot repair). Probes bring it back after `rise` successes.
-func (m *Monitor) ForceDown(name, reason string) {
+// adapter cannot repair, a channel that cannot start). Probes bring it
+// back after `rise` successes.
+func (m *Monitor) ForceDown(name, reason string) { m.forceDown(name, reason, false) }
+
+func (m *Monitor) forceDown(name, reason string, notify bool) {
 	now := m.now()
 	m.mu.Lock()
 	ch, ok := m.channels[name]
@@ -392,10 +396,13 @@ func (m *Monitor) ForceDown(name, reason string) {
 	ch.okStreak = 0
 	ch.failStreak = max(ch.failStreak, ch.Config.Fall)
 	ch.trialInFlight = false
+	// Even when it was down already: the next half-open trial is one
+	// interval away, not due at once.
+	ch.trialAt = now.Add(ch.Config.Interval)
 	changed := m.setState(ch, Down, reason, now)
 	m.mu.Unlock()
 	if changed {
-		m.report(Change{Channel: name, From: from, To: Down, Reason: reason})
+		m.report(Change{Channel: name, From: from, To: Down, Reason: reason, Notify: notify})
 	}
 }
 

@@ -17,7 +17,7 @@ type fakeClock struct {
 	t  time.Time
 }
 
-func (c *fakeClock) Now() time.Time       { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // switchProbe fails while down is set.
@@ -194,4 +194,52 @@ func TestReloadKeepsState(t *testing.T) {
 		t.Fatalf("reload lost state: %+v", s)
 	}
 	waitState(t, m, "b", Up)
+}
+
+// A probe-less channel (webhook without health_url) that keeps failing with
+// an auth error must still get only one half-open trial per interval.
+func TestAuthFailureKeepsHalfOpenThrottle(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m := New(Options{Now: func() time.Time { return now }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m.Start(ctx, []Channel{{Name: "hook", Config: Config{Interval: 30 * time.Second},
+		Probe: func(context.Context) error { return relay.ErrNoProbe }}})
+	defer m.Stop()
+	for i := 0; i < 100; i++ { // let the loop mark it probe-less
+		if st, _ := m.Get("hook"); !st.Probed {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	auth := relay.Errorf(relay.KindAuth, "hook: 401")
+	m.ObserveSend("hook", auth) // down
+	now = now.Add(31 * time.Second)
+	if !m.Usable("hook") {
+		t.Fatal("no trial after the interval")
+	}
+	m.ObserveSend("hook", auth) // the trial fails: auth again
+	if m.Usable("hook") {
+		t.Fatal("a second trial right after a failed one: half-open throttle lost after an auth failure")
+	}
+}
+
+// TestAuthFailureNotifiesAdmin: a channel that loses its login through a
+// send error asks for a notice to the admin (SPEC: "a channel lost its
+// login"), once.
+func TestAuthFailureNotifiesAdmin(t *testing.T) {
+	var notices atomic.Int64
+	m := New(Options{OnChange: func(c Change) {
+		if c.Notify && c.To == Down {
+			notices.Add(1)
+		}
+	}})
+	m.Start(context.Background(), []Channel{{Name: "tg", Config: Config{Interval: time.Hour}, Probe: func(context.Context) error { return nil }}})
+	defer m.Stop()
+	waitState(t, m, "tg", Up)
+	m.ObserveSend("tg", relay.Errorf(relay.KindAuth, "telegram: 401 Unauthorized"))
+	m.ObserveSend("tg", relay.Errorf(relay.KindAuth, "telegram: 401 Unauthorized"))
+	if n := notices.Load(); n != 1 {
+		t.Fatalf("%d notices, want 1", n)
+	}
 }
