@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -165,6 +166,10 @@ func (s *Server) Authenticate(w http.ResponseWriter, r *http.Request) (*Principa
 			writeError(w, http.StatusForbidden, "forbidden", "no tokens are configured: only loopback clients are served")
 			return nil, false
 		}
+		if why := crossSite(r); why != "" {
+			writeError(w, http.StatusForbidden, "forbidden", why)
+			return nil, false
+		}
 		return &Principal{local: true}, true
 	}
 	h := r.Header.Get("Authorization")
@@ -202,6 +207,43 @@ func (s *Server) auth(scope string, h http.HandlerFunc) http.Handler {
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
 	})
+}
+
+// crossSite explains why a tokenless loopback request must be refused
+// because a browser was made to send it: a page on another site posting a
+// form (CSRF), or a name that resolves to 127.0.0.1 (DNS rebinding). A
+// loopback client without tokens is trusted, so a browser on the box (or
+// an SSH tunnel to it) must not lend that trust to any web page.
+func crossSite(r *http.Request) string {
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" || r.Header.Get("Sec-Fetch-Site") == "same-site" {
+		return "cross-site request refused"
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && net.ParseIP(host) != nil {
+		// TCP: the Host must name loopback too.
+		if !loopbackHost(r.Host) {
+			return "Host " + r.Host + " is not a loopback name: use localhost or 127.0.0.1"
+		}
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return "cross-origin request refused"
+		}
+	}
+	return ""
+}
+
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // IsLocal reports whether the request came from loopback or a unix socket.

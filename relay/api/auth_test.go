@@ -24,6 +24,7 @@ func TestLoopbackOnlyWithoutTokens(t *testing.T) {
 	} {
 		r := httptest.NewRequest("GET", "/v1/channels", nil)
 		r.RemoteAddr = c.remote
+		r.Host = "localhost:8780"
 		w := httptest.NewRecorder()
 		_, ok := s.Authenticate(w, r)
 		if ok != c.ok {
@@ -31,6 +32,37 @@ func TestLoopbackOnlyWithoutTokens(t *testing.T) {
 		}
 		if !c.ok && w.Code != http.StatusForbidden {
 			t.Errorf("%s: status %d, want 403", c.remote, w.Code)
+		}
+	}
+}
+
+// TestLoopbackRefusesBrowsersSentByOtherSites: without tokens a browser
+// on the box must not be turned against relay by a web page: cross-site
+// requests (CSRF) and names that resolve to loopback (DNS rebinding) are
+// refused; the CLI and curl are served.
+func TestLoopbackRefusesBrowsersSentByOtherSites(t *testing.T) {
+	s := New(Deps{Metrics: metrics.New()}, nil)
+	for _, c := range []struct {
+		name, host string
+		hdr        map[string]string
+		ok         bool
+	}{
+		{"curl", "127.0.0.1:8780", nil, true},
+		{"localhost", "localhost:8780", nil, true},
+		{"same origin page", "localhost:8780", map[string]string{"Origin": "http://localhost:8780", "Sec-Fetch-Site": "same-origin"}, true},
+		{"cross-site form", "localhost:8780", map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}, false},
+		{"other origin, old browser", "localhost:8780", map[string]string{"Origin": "https://evil.example"}, false},
+		{"opaque origin", "localhost:8780", map[string]string{"Origin": "null"}, false},
+		{"DNS rebinding", "evil.example:8780", nil, false},
+	} {
+		r := httptest.NewRequest("POST", "/v1/messages", nil)
+		r.RemoteAddr, r.Host = "127.0.0.1:5000", c.host
+		for k, v := range c.hdr {
+			r.Header.Set(k, v)
+		}
+		w := httptest.NewRecorder()
+		if _, ok := s.Authenticate(w, r); ok != c.ok {
+			t.Errorf("%s: served=%v, want %v (%s)", c.name, ok, c.ok, w.Body)
 		}
 	}
 }

@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relay-project/relay/config"
@@ -55,7 +57,9 @@ type Daemon struct {
 	cfg      *config.Config
 	webhooks map[string]http.Handler // "type/channel" → handler
 	ctx      context.Context         // the run context, for adapters started on reload
-	retired  sync.WaitGroup          // adapters closed after a reload's grace period
+	live     map[string]*liveChannel // the adapters in use, by channel name
+	reloadMu sync.Mutex              // one reload at a time
+	stopping bool                    // set when Serve stops: no more reloads
 
 	listener net.Listener
 	server   *http.Server
@@ -91,12 +95,12 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 	d.monitor = health.New(health.Options{Logger: opt.Logger, Now: opt.Now, OnChange: d.healthChanged})
 	d.inbound = inbound.New(inbound.Options{Store: st, Logger: opt.Logger, Metrics: d.metrics, Now: opt.Now})
 	d.inbound.SetConfig(inboundConfig(cfg))
-	rt, hooks, err := d.buildRuntime(cfg)
+	rt, hooks, live, _, err := d.buildRuntime(cfg, nil)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	d.webhooks = hooks
+	d.webhooks, d.live = hooks, live
 	d.disp = dispatch.New(st, d.monitor, rt, dispatch.Options{
 		Workers: cfg.Delivery.Workers, TTL: cfg.Delivery.TTL, AttemptTimeout: cfg.Delivery.AttemptTimeout,
 		RetryMin: cfg.Delivery.RetryMin, RetryMax: cfg.Delivery.RetryMax, RateLimitWait: cfg.Delivery.RateLimitWait,
@@ -173,43 +177,100 @@ func tokens(cfg *config.Config) []api.Token {
 	return out
 }
 
-// buildRuntime constructs every channel's adapter (no network) and the
-// directory.
-func (d *Daemon) buildRuntime(cfg *config.Config) (*dispatch.Runtime, map[string]http.Handler, error) {
+// liveChannel is one adapter instance and what it was built from. A reload
+// keeps an adapter whose type and settings did not change, so a channel
+// never runs twice (two Telegram pollers, two WhatsApp connections on one
+// session) and keeps its connection.
+type liveChannel struct {
+	typ      string
+	settings any
+	adapter  relay.Adapter
+	started  bool
+	retired  atomic.Bool // set before Close: its late signals are ignored
+}
+
+// buildRuntime returns the runtime for cfg: adapters of unchanged channels
+// are taken over from live, the others are constructed (no network). It
+// also returns the channels of live that the new runtime does not keep.
+func (d *Daemon) buildRuntime(cfg *config.Config, live map[string]*liveChannel) (*dispatch.Runtime, map[string]http.Handler, map[string]*liveChannel, []*liveChannel, error) {
 	rt := &dispatch.Runtime{Channels: map[string]*dispatch.Channel{}, Directory: cfg.Directory(), Admin: cfg.Delivery.Admin}
 	hooks := map[string]http.Handler{}
+	next := map[string]*liveChannel{}
+	var built []*liveChannel
+	fail := func(err error) (*dispatch.Runtime, map[string]http.Handler, map[string]*liveChannel, []*liveChannel, error) {
+		for _, lc := range built {
+			_ = lc.adapter.Close()
+		}
+		return nil, nil, nil, nil, err
+	}
 	for _, name := range cfg.ChannelOrder {
 		c := cfg.Channels[name]
-		f, ok := relay.Lookup(c.Type)
-		if !ok {
-			closeAll(rt)
-			return nil, nil, fmt.Errorf("channels.%s: adapter type %q is not built in", name, c.Type)
+		lc, ok := live[name]
+		if !ok || lc.typ != c.Type || !reflect.DeepEqual(lc.settings, c.Settings) {
+			f, ok := relay.Lookup(c.Type)
+			if !ok {
+				return fail(fmt.Errorf("channels.%s: adapter type %q is not built in", name, c.Type))
+			}
+			lc = &liveChannel{typ: c.Type, settings: c.Settings}
+			env := relay.Env{
+				Name:     name,
+				Logger:   d.log.With("channel", name),
+				State:    d.store.ChannelState(name),
+				Inbound:  d.inbound.Sink(name),
+				Receipts: d.store,
+				Signal: func(s relay.HealthSignal) {
+					if !lc.retired.Load() {
+						d.monitor.Signal(name, s)
+					}
+				},
+				Now: d.now,
+			}
+			a, err := f.New(c.Settings, env)
+			if err != nil {
+				return fail(fmt.Errorf("channels.%s: %w", name, err))
+			}
+			lc.adapter = a
+			built = append(built, lc)
 		}
-		env := relay.Env{
-			Name:     name,
-			Logger:   d.log.With("channel", name),
-			State:    d.store.ChannelState(name),
-			Inbound:  d.inbound.Sink(name),
-			Receipts: d.store,
-			Signal:   func(s relay.HealthSignal) { d.monitor.Signal(name, s) },
-			Now:      d.now,
-		}
-		a, err := f.New(c.Settings, env)
-		if err != nil {
-			closeAll(rt)
-			return nil, nil, fmt.Errorf("channels.%s: %w", name, err)
-		}
-		rt.Channels[name] = dispatch.NewChannel(name, c.Type, a, c.Concurrency, c.MaxRate)
-		if w, ok := a.(relay.WebhookReceiver); ok {
+		next[name] = lc
+		rt.Channels[name] = dispatch.NewChannel(name, c.Type, lc.adapter, c.Concurrency, c.MaxRate)
+		if w, ok := lc.adapter.(relay.WebhookReceiver); ok {
 			hooks[c.Type+"/"+name] = w.Webhook()
 		}
 	}
-	return rt, hooks, nil
+	var gone []*liveChannel
+	for name, lc := range live {
+		if next[name] != lc {
+			gone = append(gone, lc)
+		}
+	}
+	return rt, hooks, next, gone, nil
 }
 
-func closeAll(rt *dispatch.Runtime) {
-	for _, ch := range rt.Channels {
-		_ = ch.Adapter.Close()
+// retire closes adapters the configuration no longer uses; their late
+// health signals are ignored from now on.
+func retire(chans []*liveChannel) {
+	for _, lc := range chans {
+		lc.retired.Store(true)
+		_ = lc.adapter.Close()
+	}
+}
+
+// startChannels starts the adapters not started yet. A channel that cannot
+// start is down with the reason, not fatal: the daemon serves and accepts
+// while upstreams are down. The monitor must know the channels already.
+func (d *Daemon) startChannels(ctx context.Context, live map[string]*liveChannel) {
+	for name, lc := range live {
+		if lc.started {
+			continue
+		}
+		lc.started = true
+		if s, ok := lc.adapter.(relay.Starter); ok {
+			if err := s.Start(ctx); err != nil {
+				d.log.Error("start channel", "channel", name, "err", err)
+				d.monitor.ForceDown(name, "start: "+err.Error())
+			}
+		}
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/relay-project/relay/config"
-	"github.com/relay-project/relay/relay"
 )
 
 // Run serves until ctx is done: it starts the adapters, the health
@@ -21,6 +20,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.Config()
 	l, err := Listen(cfg.Server.Listen)
 	if err != nil {
+		retire(mapValues(d.live))
 		d.store.Close()
 		return fmt.Errorf("server.listen %s: %w", cfg.Server.Listen, err)
 	}
@@ -36,18 +36,11 @@ func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
 	d.listener, d.ctx = l, runCtx
 	d.mu.Unlock()
 
+	d.reloadMu.Lock()
 	rt := d.disp.Runtime()
-	for name, ch := range rt.Channels {
-		if s, ok := ch.Adapter.(relay.Starter); ok {
-			if err := s.Start(runCtx); err != nil {
-				// A channel that cannot start is down, not fatal: the
-				// daemon serves and accepts while upstreams are down.
-				d.log.Error("start channel", "channel", name, "err", err)
-				d.monitor.ForceDown(name, "start: "+err.Error())
-			}
-		}
-	}
 	d.monitor.Start(runCtx, d.healthChannels(cfg, rt))
+	d.startChannels(runCtx, d.live)
+	d.reloadMu.Unlock()
 
 	dispCtx, stopDisp := context.WithCancel(runCtx)
 	var wg sync.WaitGroup
@@ -93,15 +86,23 @@ func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
 	case runErr = <-dispErr:
 	}
 	d.opt.Notify("STOPPING=1")
+	d.reloadMu.Lock()
+	d.stopping = true
+	d.reloadMu.Unlock()
 	d.log.Info("stopping: no new messages; draining in-flight sends", "timeout", cfg.Delivery.ShutdownTimeout)
+	// Stop claiming and stop accepting at the same time, so the whole
+	// stop takes one shutdown_timeout, well inside systemd's
+	// TimeoutStopSec. Messages accepted meanwhile are durable and wait.
+	stopDisp()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Delivery.ShutdownTimeout)
 	_ = d.server.Shutdown(sctx)
 	cancel()
-	stopDisp()
 	wg.Wait()
 	d.monitor.Stop()
-	d.retired.Wait()
-	closeAll(d.disp.Runtime())
+	cancelRun()
+	d.reloadMu.Lock()
+	retire(mapValues(d.live))
+	d.reloadMu.Unlock()
 	if err := d.store.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -150,54 +151,51 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 
 // Reload applies a new configuration (SIGHUP): contacts, routes, groups,
 // channels and tokens. Queued messages stay in the store and continue on
-// the new routes. If the new channels cannot be built, the old
-// configuration stays in force and the error says why. Listen address and
-// store changes need a restart.
+// the new routes. Channels whose type and settings are unchanged keep their
+// adapter (and connection); a changed channel's old adapter is closed
+// before its new one starts, so no channel runs twice. If the new channels
+// cannot be built, the old configuration stays in force and the error says
+// why. Listen address and store changes need a restart.
 func (d *Daemon) Reload(cfg *config.Config) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	if d.stopping {
+		return errors.New("relay is stopping")
+	}
 	d.mu.Lock()
 	runCtx := d.ctx
 	old := d.cfg
 	d.mu.Unlock()
-	rt, hooks, err := d.buildRuntime(cfg)
+	rt, hooks, live, gone, err := d.buildRuntime(cfg, d.live)
 	if err != nil {
 		return err
 	}
-	if runCtx != nil {
-		for name, ch := range rt.Channels {
-			if s, ok := ch.Adapter.(relay.Starter); ok {
-				if err := s.Start(runCtx); err != nil {
-					d.log.Error("start channel", "channel", name, "err", err)
-				}
-			}
-		}
-	}
-	prev := d.disp.Runtime()
 	d.disp.SetRuntime(rt)
 	d.api.SetTokens(tokens(cfg))
 	d.inbound.SetConfig(inboundConfig(cfg))
 	d.mu.Lock()
 	d.cfg, d.webhooks = cfg, hooks
 	d.mu.Unlock()
+	d.live = live
+	// Sends in flight on a retired adapter fail and fail over; a reload
+	// is rare, and two live copies of a channel are worse.
+	retire(gone)
 	if runCtx != nil {
 		d.monitor.Start(runCtx, d.healthChannels(cfg, rt))
+		d.startChannels(runCtx, live)
 	}
-	// Sends still running on the old adapters get the shutdown timeout to
-	// finish before the old adapters close.
-	d.retired.Add(1)
-	go func() {
-		defer d.retired.Done()
-		t := time.NewTimer(cfg.Delivery.ShutdownTimeout)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-runCtx.Done():
-		}
-		closeAll(prev)
-	}()
 	if old.Server.Listen != cfg.Server.Listen || old.Store != cfg.Store {
 		d.log.Warn("server.listen and store changes take effect after a restart")
 	}
 	d.disp.Wake()
-	d.log.Info("configuration reloaded", "channels", len(rt.Channels), "contacts", len(cfg.Contacts))
+	d.log.Info("configuration reloaded", "channels", len(rt.Channels), "replaced", len(gone), "contacts", len(cfg.Contacts))
 	return nil
+}
+
+func mapValues(m map[string]*liveChannel) []*liveChannel {
+	out := make([]*liveChannel, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }
