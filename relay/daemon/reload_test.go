@@ -20,9 +20,9 @@ type failStart struct{}
 func (failStart) Send(context.Context, *relay.Outgoing) (relay.Sent, error) {
 	return relay.Sent{}, errors.New("not started")
 }
-func (failStart) Probe(context.Context) error   { return relay.ErrNoProbe }
-func (failStart) Close() error                  { return nil }
-func (failStart) Start(context.Context) error   { return errors.New("session store locked") }
+func (failStart) Probe(context.Context) error { return relay.ErrNoProbe }
+func (failStart) Close() error                { return nil }
+func (failStart) Start(context.Context) error { return errors.New("session store locked") }
 
 func init() {
 	relay.Register(relay.Factory{Type: "testfailstart", NewConfig: func() any { return &struct{}{} },
@@ -116,8 +116,10 @@ var (
 
 type liveAdapter struct{ env relay.Env }
 
-func (liveAdapter) Send(context.Context, *relay.Outgoing) (relay.Sent, error) { return relay.Sent{}, nil }
-func (liveAdapter) Probe(context.Context) error                             { return nil }
+func (liveAdapter) Send(context.Context, *relay.Outgoing) (relay.Sent, error) {
+	return relay.Sent{}, nil
+}
+func (liveAdapter) Probe(context.Context) error { return nil }
 func (l liveAdapter) Start(context.Context) error {
 	liveMu.Lock()
 	live++
