@@ -318,12 +318,27 @@ type AttemptView struct {
 	ReadAt      time.Time `json:"read_at,omitzero"`
 }
 
-func acceptedView(m *relay.Message) map[string]any {
-	ds := make([]map[string]string, len(m.Deliveries))
+// acceptedBody is the answer to a submission. Structs rather than maps:
+// it is written for every accepted message. The fields are in the order a
+// map would have sorted them, which the body has always had.
+type acceptedBody struct {
+	Deliveries []acceptedDelivery `json:"deliveries"`
+	ID         string             `json:"id"`
+	Status     string             `json:"status"`
+}
+
+type acceptedDelivery struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	To     string `json:"to"`
+}
+
+func acceptedView(m *relay.Message) acceptedBody {
+	ds := make([]acceptedDelivery, len(m.Deliveries))
 	for i, d := range m.Deliveries {
-		ds[i] = map[string]string{"id": d.ID, "to": d.Contact, "status": string(d.State)}
+		ds[i] = acceptedDelivery{ID: d.ID, To: d.Contact, Status: string(d.State)}
 	}
-	return map[string]any{"id": m.ID, "status": string(m.Status()), "deliveries": ds}
+	return acceptedBody{ID: m.ID, Status: string(m.Status()), Deliveries: ds}
 }
 
 func messageView(m *relay.Message) MessageView {
