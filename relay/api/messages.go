@@ -79,12 +79,19 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "Idempotency-Key is longer than 255 characters")
 		return
 	}
+	var hash string
+	if key != "" {
+		hash = req.hash()
+	}
 	m, created, err := s.deps.Dispatcher.Submit(r.Context(), dispatch.Request{
 		To: req.To, Text: req.Text, Subject: req.Subject, Priority: req.Priority, Route: req.Route, TTL: ttl,
-		Submitter: p.Name, IdempotencyKey: key, RequestHash: req.hash(),
+		Submitter: p.Name, IdempotencyKey: key, RequestHash: hash,
 	})
 	if err != nil {
 		status, code := errStatus(err)
+		if r.Context().Err() != nil {
+			return // the client went away; nothing to answer
+		}
 		if code == "internal" {
 			s.log.Error("accept message", "err", err)
 		}
