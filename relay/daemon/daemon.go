@@ -279,7 +279,11 @@ func (d *Daemon) healthChannels(cfg *config.Config, rt *dispatch.Runtime) []heal
 	for _, name := range cfg.ChannelOrder {
 		c := cfg.Channels[name]
 		a := rt.Channels[name].Adapter
-		out = append(out, health.Channel{Name: name, Type: c.Type, Probe: a.Probe, Config: health.Config{
+		fresh := false
+		if lc, ok := d.live[name]; ok && !lc.started {
+			fresh = true // a new adapter: the old one's health says nothing of it
+		}
+		out = append(out, health.Channel{Name: name, Type: c.Type, Probe: a.Probe, Fresh: fresh, Config: health.Config{
 			Interval: c.Health.Interval, Timeout: c.Health.Timeout, Fall: c.Health.Fall, Rise: c.Health.Rise,
 		}})
 		d.metrics.SetChannelState(name, string(health.Unknown))

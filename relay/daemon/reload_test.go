@@ -190,3 +190,35 @@ wa = "x"
 		t.Fatal("a retired adapter's signal took the channel down")
 	}
 }
+
+// TestReloadFixedChannelIsProbedAfresh: an operator fixes a channel that
+// is down and reloads; the new adapter is probed at once, not left down
+// with the old one's state until its next probes.
+func TestReloadFixedChannelIsProbedAfresh(t *testing.T) {
+	cfgText := `
+[server]
+listen = "127.0.0.1:0"
+[store]
+path = "%DIR%/relay.db"
+[channels.primary]
+type = "console"
+file = "%DIR%/primary.log"
+fail = true
+health = { interval = "1h" }
+[contacts.owner]
+route = ["primary"]
+primary = "owner"
+`
+	n := startDaemon(t, "", cfgText)
+	n.waitChannel("primary", "down", 5*time.Second)
+	c, err := config.Parse("reload.toml", []byte(strings.ReplaceAll(strings.Replace(cfgText, "fail = true", "fail = false", 1), "%DIR%", n.dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.d.Reload(c); err != nil {
+		t.Fatal(err)
+	}
+	n.waitChannel("primary", "up", 5*time.Second)
+	id := n.accept(`{"to": "owner", "text": "fixed"}`)
+	n.waitStatus(id, "delivered", 5*time.Second)
+}

@@ -66,6 +66,10 @@ type Channel struct {
 	// Probe is the adapter's Probe; it returns relay.ErrNoProbe when the
 	// channel is judged by its sends alone.
 	Probe func(ctx context.Context) error
+	// Fresh says the channel's adapter is new (its settings changed on a
+	// reload): what was known of the old one does not carry over, and the
+	// first probe settles its state.
+	Fresh bool
 }
 
 // Transition is one change of state, kept for the console's history strip.
@@ -172,7 +176,7 @@ func (m *Monitor) Start(ctx context.Context, chans []Channel) {
 	for _, c := range chans {
 		c.Config = c.Config.withDefaults()
 		ch := &channel{Channel: c, state: Unknown, since: now}
-		if prev, ok := old[c.Name]; ok && prev.Type == c.Type {
+		if prev, ok := old[c.Name]; ok && prev.Type == c.Type && !c.Fresh {
 			prev.Channel = c
 			prev.noProbe = false
 			ch = prev
