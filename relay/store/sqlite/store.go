@@ -187,8 +187,19 @@ func (s *Store) Messages(ctx context.Context, f relay.MessageFilter) ([]*relay.M
 	limit = min(limit, maxPage)
 	var where []string
 	var args []any
-	if f.Status != "" {
-		where, args = append(where, "status = ?"), append(args, string(f.Status))
+	switch f.Status {
+	case "":
+	case relay.MessageStatus(relay.StateQueued), relay.MessageStatus(relay.StateSending):
+		// A queued message has a queued delivery, a sending one a sending
+		// delivery: deliveries_due finds them (there is no status index
+		// for messages that have not ended).
+		where = append(where, "status = ? AND id IN (SELECT message_id FROM deliveries WHERE state = ?)")
+		args = append(args, string(f.Status), string(f.Status))
+	default:
+		// The second term, verbatim the WHERE of the partial index
+		// messages_ended, lets SQLite use it.
+		where = append(where, "status = ? AND status NOT IN ('queued', 'sending')")
+		args = append(args, string(f.Status))
 	}
 	if f.Submitter != "" {
 		where, args = append(where, "submitter = ?"), append(args, f.Submitter)
