@@ -52,6 +52,7 @@ const (
 	HeldTooLong     = "too_long"
 	HeldRateLimited = "rate_limited"
 	HeldNoForwardTo = "no_forward_to"
+	HeldNoRoute     = "no_route" // forward_to has no usable route (a reload broke it)
 )
 
 // ConversationMessage is one message of a conversation.

@@ -267,6 +267,11 @@ func asRelayError(err error) *relay.Error {
 // Its errors never contain the form (which holds the refresh token, the
 // code and the client secret) nor the response body (which holds tokens).
 func (a *Adapter) exchange(ctx context.Context, form url.Values) (tokenResponse, error) {
+	// The exchange outlives the send that asked for it: a rotated refresh
+	// token in an answer read after the send's deadline would be lost,
+	// and Kakao has already retired the old one.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	resp, err := a.do(ctx, http.MethodPost, a.cfg.AuthURL+pathToken, "", form)
 	if err != nil {
 		// A token request is not a message: a lost answer is plainly

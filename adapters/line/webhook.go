@@ -88,16 +88,24 @@ func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "invalid JSON", http.StatusBadRequest)
 		return
 	}
+	failed := 0
 	for i := range cb.Events {
 		m, ok := a.inbound(&cb.Events[i])
 		if !ok {
 			continue
 		}
+		// Every event is tried even after one fails: a redelivery (when
+		// the channel has "webhook redelivery" on) brings the failed
+		// ones again and the stored ones are dropped as duplicates;
+		// without redelivery only the failed events are lost.
 		if err := a.env.Inbound.Accept(r.Context(), m); err != nil {
-			a.log.Error("LINE webhook event not stored; LINE will redeliver", "upstream_id", m.UpstreamID, "error", err)
-			http.Error(w, "not stored", http.StatusInternalServerError)
-			return
+			a.log.Error("LINE webhook event not stored; LINE redelivers it if webhook redelivery is on", "upstream_id", m.UpstreamID, "error", err)
+			failed++
 		}
+	}
+	if failed > 0 {
+		http.Error(w, "not stored", http.StatusInternalServerError)
+		return
 	}
 	// An empty events list is LINE's connectivity check ("Verify" in the
 	// console): it gets 200 too.

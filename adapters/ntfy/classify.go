@@ -42,8 +42,13 @@ func classifyResponse(status int, header http.Header, body []byte) *relay.Error 
 	switch {
 	case status == http.StatusTooManyRequests:
 		return relay.RateLimited(retryAfter(header), "%s", desc)
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case status == http.StatusUnauthorized:
 		return relay.Errorf(relay.KindAuth, "%s", desc)
+	case status == http.StatusForbidden:
+		// 40301: this account may not write to this topic. Each contact
+		// has a topic of its own, so one denied topic must not take the
+		// channel down for every other contact; a bad token is a 401.
+		return relay.Errorf(relay.KindPermanent, "%s", desc)
 	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
 		return relay.Errorf(relay.KindInvalid, "%s", desc)
 	case status == http.StatusNotFound:

@@ -139,7 +139,7 @@ func TestClassify(t *testing.T) {
 		wantWait   time.Duration
 	}{
 		{"401_unauthorized.json", 401, "", relay.KindAuth, 0},
-		{"403_forbidden.json", 403, "", relay.KindAuth, 0},
+		{"403_forbidden.json", 403, "", relay.KindPermanent, 0}, // a denied topic: this contact only
 		{"400_topic_invalid.json", 400, "", relay.KindInvalid, 0},
 		{"413_json_too_large.json", 413, "", relay.KindInvalid, 0},
 		{"429_too_many_requests.json", 429, "", relay.KindRateLimited, defaultRetryAfter},

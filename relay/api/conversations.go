@@ -235,8 +235,16 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request) {
 	}
 	want := s.deps.Conversations.FormToken()
 	if want == "" {
-		if !IsLocal(r) {
-			writeError(w, http.StatusForbidden, "forbidden", "inbound.form_token is not set: only loopback clients may post the form")
+		// Without a token only a website on this host may post: not a
+		// request relayed by a reverse proxy (which connects from
+		// loopback on behalf of anyone), nor a browser sent by a page.
+		proxied := r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "" || r.Header.Get("X-Real-IP") != ""
+		if !IsLocal(r) || proxied {
+			writeError(w, http.StatusForbidden, "forbidden", "inbound.form_token is not set: only a website on this host may post the form (set form_token for anything else)")
+			return
+		}
+		if why := crossSite(r); why != "" {
+			writeError(w, http.StatusForbidden, "forbidden", why)
 			return
 		}
 	} else {

@@ -143,17 +143,24 @@ func (p *Pipeline) inquiry(ctx context.Context, cfg *Config, m relay.InboundMess
 		e.Submit, err = p.disp.Prepare(dispatch.Request{To: cfg.ForwardTo, Text: p.forwardText(conv, m.Text),
 			Subject: "inquiry " + conv.Tag, Kind: relay.KindInbound, ConversationID: conv.ID, Submitter: "inbound"})
 		if err != nil {
-			return "", fmt.Errorf("forward to %s: %w", strings.Join(cfg.ForwardTo, ", "), err)
-		}
-		if cfg.AutoReply != "" {
+			// The configuration cannot route the forward (a reload left
+			// forward_to without a usable route): keep the inquiry, held,
+			// rather than refusing it and making the upstream redeliver
+			// it forever.
+			p.log.Error("inquiry kept but not forwarded", "channel", m.Channel, "conversation", conv.Tag,
+				"err", fmt.Errorf("forward to %s: %w", strings.Join(cfg.ForwardTo, ", "), err))
+			e.Submit, msg.Held = nil, relay.HeldNoRoute
+			e.Message = msg
+		} else if cfg.AutoReply != "" {
 			e.AutoReply, err = p.toCustomer(conv, cfg.AutoReply, "inbound:auto_reply")
-			switch {
-			case errors.Is(err, ErrCannotReply):
-				// A form contact with no channel to answer on: the owner
-				// still gets the inquiry.
+			if err != nil {
+				// No channel to answer on (a form contact), or the
+				// customer's channel is gone: the owner still gets the
+				// inquiry.
+				if !errors.Is(err, ErrCannotReply) {
+					p.log.Warn("auto-reply not sent", "conversation", conv.Tag, "err", err)
+				}
 				e.AutoReply = nil
-			case err != nil:
-				return "", err
 			}
 			e.AutoReplyEvery = cfg.AutoReplyEvery
 		}

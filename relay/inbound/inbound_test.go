@@ -406,3 +406,47 @@ func TestWebForm(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnerMatchIsExactExceptPhoneNumbers: a Telegram group "-123456789"
+// is not the owner "123456789"; phone numbers written with their country
+// code compare by digits.
+func TestOwnerMatchIsExactExceptPhoneNumbers(t *testing.T) {
+	cases := []struct {
+		configured, reported string
+		want                 bool
+	}{
+		{"123456789", "123456789", true},
+		{"123456789", "-123456789", false},
+		{"+82 10-1234-5678", "+821012345678", true},
+		{"+82 10-1234-5678", "+821099999999", false},
+		{"010-1234-5678", "+821012345678", false},
+	}
+	for _, c := range cases {
+		if got := sameAddress(c.configured, c.reported); got != c.want {
+			t.Errorf("sameAddress(%q, %q) = %v, want %v", c.configured, c.reported, got, c.want)
+		}
+	}
+}
+
+// TestOwnerReplyToRemovedChannelIsNotAnError: a reload removed the
+// customer's channel; the owner's "#tag" reply gets a help answer, and
+// Accept succeeds, or the adapter would redeliver the owner's message
+// forever (a Telegram poller stuck behind it).
+func TestOwnerReplyToRemovedChannelIsNotAnError(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.accept(customer("ev1", "hello"))
+	list, _ := f.store.Conversations(f.ctx, 10)
+	c := list[0]
+	old := f.disp.Runtime()
+	rt := &dispatch.Runtime{Channels: map[string]*dispatch.Channel{}, Directory: old.Directory}
+	for n, ch := range old.Channels {
+		if n != "line" {
+			rt.Channels[n] = ch
+		}
+	}
+	f.disp.SetRuntime(rt)
+	if err := f.p.Accept(f.ctx, relay.InboundMessage{Channel: "telegram", UpstreamID: "100:7", SenderID: "100",
+		Text: "#" + c.Tag + " we are open"}); err != nil {
+		t.Fatalf("owner's reply returned %v: the adapter will redeliver it forever", err)
+	}
+}

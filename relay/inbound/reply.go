@@ -37,8 +37,14 @@ func (p *Pipeline) ownerOf(cfg *Config, channel, sender string) string {
 // sameAddress compares addresses as written in the config with the form an
 // adapter reports: "+82 10-1234-5678" is "+821012345678".
 func sameAddress(configured, reported string) bool {
-	if strings.TrimSpace(configured) == reported {
+	configured = strings.TrimSpace(configured)
+	if configured == reported {
 		return true
+	}
+	// Only phone numbers written with their country code compare by
+	// digits: a Telegram group "-123456789" is not the owner "123456789".
+	if !strings.HasPrefix(configured, "+") || !strings.HasPrefix(reported, "+") {
+		return false
 	}
 	a, b := phoneDigits(configured), phoneDigits(reported)
 	return a != "" && a == b
@@ -94,12 +100,14 @@ func (p *Pipeline) fromOwner(ctx context.Context, cfg *Config, owner string, m r
 		return p.help(ctx, owner, m, why)
 	}
 	msg, err := p.toCustomer(conv, text, "inbound:owner")
-	if errors.Is(err, ErrCannotReply) {
+	if err != nil {
+		// The reply cannot be built (no channel to answer a form on, the
+		// customer's channel removed by a reload): tell the owner. It is
+		// not an error for the adapter, which would redeliver the
+		// owner's message forever.
+		p.log.Warn("owner reply cannot be sent", "conversation", conv.Tag, "err", err)
 		p.m.Inbound.WithLabelValues(m.Channel, "owner_help").Inc()
 		return p.help(ctx, owner, m, err.Error()+". ")
-	}
-	if err != nil {
-		return err
 	}
 	rec, err := p.store.Record(ctx, relay.ConversationEntry{Message: relay.ConversationMessage{ConversationID: conv.ID,
 		Direction: relay.DirectionOut, Channel: m.Channel, UpstreamID: m.UpstreamID, Text: text, At: p.now()},
