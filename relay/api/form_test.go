@@ -20,8 +20,11 @@ func (f *formOnly) Get(context.Context, string) (*relay.Conversation, []relay.Co
 func (f *formOnly) Reply(context.Context, string, string, string) (*relay.Message, *relay.Conversation, error) {
 	return nil, nil, relay.ErrNotFound
 }
-func (f *formOnly) AcceptForm(context.Context, string, string, string) error { f.accepted++; return nil }
-func (f *formOnly) FormToken() string                                       { return "" }
+func (f *formOnly) AcceptForm(context.Context, string, string, string) error {
+	f.accepted++
+	return nil
+}
+func (f *formOnly) FormToken() string { return "" }
 
 // TestFormWithoutTokenOnlyFromThisHost: without inbound.form_token the
 // form is taken only from a website on this host: not through a reverse
