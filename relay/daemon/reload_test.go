@@ -155,6 +155,9 @@ generation = 1
 route = ["wa"]
 wa = "x"
 `
+	liveMu.Lock()
+	live, liveEnvs = 0, nil // the counters are package-wide: -count=N reruns this test
+	liveMu.Unlock()
 	n := startDaemon(t, "", cfgText)
 	n.waitChannel("wa", "up", 5*time.Second)
 	reload := func(text string) {
