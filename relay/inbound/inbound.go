@@ -138,6 +138,11 @@ func (p *Pipeline) inquiry(ctx context.Context, cfg *Config, m relay.InboundMess
 	if err != nil {
 		return "", err
 	}
+	if msg.Held != "" {
+		// Kept for the owner to read, not forwarded: a flood of huge
+		// messages must not fill the disk, so held texts keep a head.
+		msg.Text = clip(msg.Text, heldKeep)
+	}
 	e := relay.ConversationEntry{Message: msg, Now: now}
 	if msg.Held == "" {
 		e.Submit, err = p.disp.Prepare(dispatch.Request{To: cfg.ForwardTo, Text: p.forwardText(conv, m.Text),
@@ -203,6 +208,18 @@ func (p *Pipeline) hold(ctx context.Context, cfg *Config, conv *relay.Conversati
 		}
 	}
 	return "", nil
+}
+
+// heldKeep is how much of a held message's text is stored.
+const heldKeep = 4000
+
+// clip cuts text to at most n runes, saying how much was cut.
+func clip(text string, n int) string {
+	if utf8.RuneCountInString(text) <= n {
+		return text
+	}
+	r := []rune(text)
+	return fmt.Sprintf("%s… [%d more characters not kept]", string(r[:n]), len(r)-n)
 }
 
 // channelLabels name channel types in forwarded messages.

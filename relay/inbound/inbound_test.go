@@ -450,3 +450,12 @@ func TestOwnerReplyToRemovedChannelIsNotAnError(t *testing.T) {
 		t.Fatalf("owner's reply returned %v: the adapter will redeliver it forever", err)
 	}
 }
+
+func TestClipHeldText(t *testing.T) {
+	if got := clip("안녕하세요", 10); got != "안녕하세요" {
+		t.Fatalf("short text changed: %q", got)
+	}
+	if got := clip("안녕하세요", 2); got != "안녕… [3 more characters not kept]" {
+		t.Fatalf("clip: %q", got)
+	}
+}
