@@ -23,6 +23,7 @@ type fakeAdapter struct {
 	busy  int // sends in flight now
 	peak  int // most sends in flight at once
 	delay time.Duration
+	gate  chan struct{} // when set, each send waits for it to close (ignoring ctx, like a slow upstream)
 }
 
 func (f *fakeAdapter) Send(ctx context.Context, out *relay.Outgoing) (relay.Sent, error) {
@@ -34,6 +35,9 @@ func (f *fakeAdapter) Send(ctx context.Context, out *relay.Outgoing) (relay.Sent
 	defer func() { f.mu.Lock(); f.busy--; f.mu.Unlock() }()
 	if f.delay > 0 {
 		time.Sleep(f.delay)
+	}
+	if f.gate != nil {
+		<-f.gate
 	}
 	if fail != nil {
 		return relay.Sent{}, fail
@@ -171,7 +175,7 @@ func TestShutdownWhileWaitingForSlotIsNoAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	slow := &fakeAdapter{delay: 400 * time.Millisecond}
+	slow := &fakeAdapter{gate: make(chan struct{})}
 	rt := &Runtime{Channels: map[string]*Channel{"only": NewChannel("only", "fake", slow, 1, 0)},
 		Directory: &relay.Directory{Contacts: map[string]*relay.Contact{
 			"owner": {Name: "owner", Route: []string{"only"}, Addresses: map[string]string{"only": "a"}}}}}
@@ -193,15 +197,23 @@ func TestShutdownWhileWaitingForSlotIsNoAttempt(t *testing.T) {
 	}
 	// Wait until both are claimed: first is sending, second waits for the
 	// channel's only slot.
+	waitUntil := time.Now().Add(10 * time.Second)
 	for {
 		a, _ := st.Message(context.Background(), ids[0])
 		b, _ := st.Message(context.Background(), ids[1])
 		if a != nil && b != nil && len(a.Deliveries[0].Attempts) == 1 && b.Deliveries[0].State == relay.StateSending {
 			break
 		}
+		if time.Now().After(waitUntil) {
+			t.Fatal("the two deliveries never reached sending / waiting for the slot")
+		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	cancel()
+	// The shutdown timeout (100ms) cuts the wait for the slot; then the
+	// slow upstream answers the first send.
+	time.Sleep(300 * time.Millisecond)
+	close(slow.gate)
 	<-done
 
 	// Restart.
@@ -245,10 +257,14 @@ func TestCancelStopsThePass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitUntil := time.Now().Add(10 * time.Second)
 	for {
 		got, _ := d.store.Message(context.Background(), m.ID)
 		if len(got.Deliveries[0].Attempts) == 1 {
 			break
+		}
+		if time.Now().After(waitUntil) {
+			t.Fatal("the first send never started")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
