@@ -62,15 +62,21 @@ health = { interval = "30ms", fall = 1, rise = 1 }`, 1)
 	n := startDaemon(t, "", cfg)
 	n.waitChannel("primary", "down", 5*time.Second)
 	id := n.accept(`{"to": "owner", "text": "hold on"}`)
+	// The backup is tried and fails; the delivery goes back to the queue
+	// (it is "sending" only while the attempt runs) and waits.
 	deadline := time.Now().Add(5 * time.Second)
-	for len(n.message(id).Deliveries[0].Attempts) == 0 {
+	for {
+		m := n.message(id)
+		if len(m.Deliveries[0].Attempts) > 0 && m.Status == "queued" {
+			break
+		}
+		if m.Status != "queued" && m.Status != "sending" {
+			t.Fatalf("status %s while every channel is down", m.Status)
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("backup never tried")
+			t.Fatalf("not back in the queue after the backup failed: %s, %d attempts", m.Status, len(m.Deliveries[0].Attempts))
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-	if s := n.message(id).Status; s != "queued" {
-		t.Fatalf("status %s while every channel is down", s)
 	}
 	primary.set("ok")
 	m := n.waitStatus(id, "delivered", 5*time.Second) // not an hour: recovery wakes the queue
