@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/relay-project/relay/adapters/internal/httpx"
 	"github.com/relay-project/relay/relay"
 )
 
@@ -151,7 +151,7 @@ func classifyStatus(status int, header http.Header, now time.Time) verdict {
 	msg := fmt.Sprintf("kakao: %d %s", status, http.StatusText(status))
 	switch {
 	case status == http.StatusTooManyRequests:
-		return verdict{err: relay.RateLimited(retryAfter(header, now), "%s", msg)}
+		return verdict{err: relay.RateLimited(httpx.RetryAfterOr(header, now, 0), "%s", msg)}
 	case status == http.StatusUnauthorized:
 		return verdict{effect: effectTokenRefused, err: relay.Errorf(relay.KindAuth, "%s", msg)}
 	case status >= 500 || status == http.StatusRequestTimeout:
@@ -159,21 +159,6 @@ func classifyStatus(status int, header http.Header, now time.Time) verdict {
 	default:
 		return verdict{err: relay.Errorf(relay.KindPermanent, "%s", msg)}
 	}
-}
-
-// retryAfter reads a Retry-After header in seconds or as an HTTP date.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // authError is kauth's error body:

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/line/line-bot-sdk-go/v8/linebot/messaging_api"
+	"github.com/relay-project/relay/adapters/internal/httpx"
 	"github.com/relay-project/relay/relay"
 )
 
@@ -67,7 +68,7 @@ func classifyHTTP(op string, status int, h http.Header, body []byte, now time.Ti
 		return relay.Sent{}, rerr, until
 
 	case status == http.StatusTooManyRequests:
-		return relay.Sent{}, relay.RateLimited(retryAfter(h, now), "%s", desc), time.Time{}
+		return relay.Sent{}, relay.RateLimited(httpx.RetryAfterOr(h, now, 0), "%s", desc), time.Time{}
 
 	case status == http.StatusUnauthorized:
 		return relay.Sent{}, relay.Errorf(relay.KindAuth, "%s", desc), time.Time{}
@@ -144,21 +145,6 @@ func truncate(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n]) + "…"
-}
-
-// retryAfter reads Retry-After (delay-seconds or an HTTP-date), or zero.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // classifyTransport classifies a call that got no HTTP answer. Once the

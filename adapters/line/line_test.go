@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/relay-project/relay/adapters/adaptertest"
+	"github.com/relay-project/relay/adapters/internal/httpx"
 	"github.com/relay-project/relay/relay"
 )
 
@@ -287,7 +288,7 @@ func TestClassification(t *testing.T) {
 func TestRetryAfterHTTPDate(t *testing.T) {
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	h := http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}
-	if got := retryAfter(h, now); got != 90*time.Second {
+	if got := httpx.RetryAfterOr(h, now, 0); got != 90*time.Second {
 		t.Fatalf("retryAfter = %v, want 90s", got)
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
+	"github.com/relay-project/relay/adapters/internal/httpx"
 	"github.com/relay-project/relay/relay"
 )
 
@@ -41,7 +41,7 @@ func classifyResponse(status int, header http.Header, body []byte) *relay.Error 
 	}
 	switch {
 	case status == http.StatusTooManyRequests:
-		return relay.RateLimited(retryAfter(header), "%s", desc)
+		return relay.RateLimited(httpx.RetryAfterOr(header, time.Now(), defaultRetryAfter), "%s", desc)
 	case status == http.StatusUnauthorized:
 		return relay.Errorf(relay.KindAuth, "%s", desc)
 	case status == http.StatusForbidden:
@@ -60,23 +60,6 @@ func classifyResponse(status int, header http.Header, body []byte) *relay.Error 
 	default:
 		return relay.Errorf(relay.KindInvalid, "%s", desc)
 	}
-}
-
-// retryAfter reads Retry-After (seconds or an HTTP date), else the default.
-func retryAfter(h http.Header) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return defaultRetryAfter
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return defaultRetryAfter
 }
 
 // classifyTransport classifies an error from http.Client.Do. A deadline

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relay-project/relay/adapters/internal/httpx"
 	"github.com/relay-project/relay/relay"
 )
 
@@ -65,7 +66,7 @@ func classifyTwilio(status int, header http.Header, body []byte) *relay.Error {
 	}
 	switch {
 	case status == http.StatusTooManyRequests || e.Code == 20429:
-		return relay.RateLimited(retryAfter(header, twilioDefaultWait), "%s", desc)
+		return relay.RateLimited(httpx.RetryAfterOr(header, time.Now(), twilioDefaultWait), "%s", desc)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || twilioChannel[e.Code]:
 		return relay.Errorf(relay.KindAuth, "%s", desc)
 	case twilioPermanent[e.Code]:
@@ -200,20 +201,6 @@ func statusCodeIn(s string) string {
 func mentionsRecipient(msg string) bool {
 	m := strings.ToLower(msg)
 	return strings.Contains(m, "수신번호") || strings.Contains(m, "\"to\"") || strings.Contains(m, "recipient")
-}
-
-// retryAfter reads Retry-After (seconds or an HTTP date), else def.
-func retryAfter(h http.Header, def time.Duration) time.Duration {
-	v := h.Get("Retry-After")
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return def
 }
 
 // classifyTransport classifies an error from http.Client.Do. A deadline

@@ -16,10 +16,10 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/relay-project/relay/adapters/internal/httpx"
 	"github.com/relay-project/relay/relay"
 )
 
@@ -213,7 +213,7 @@ func classifyStatus(resp *http.Response) error {
 	case code >= 200 && code < 300:
 		return nil
 	case code == http.StatusTooManyRequests:
-		return relay.RateLimited(retryAfter(resp.Header.Get("Retry-After")), "webhook: %s", resp.Status)
+		return relay.RateLimited(httpx.RetryAfterOr(resp.Header, time.Now(), 0), "webhook: %s", resp.Status)
 	case code == http.StatusRequestTimeout || code >= 500:
 		return relay.Errorf(relay.KindTemporary, "webhook: %s", resp.Status)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
@@ -221,20 +221,4 @@ func classifyStatus(resp *http.Response) error {
 	default:
 		return relay.Errorf(relay.KindPermanent, "webhook: %s", resp.Status)
 	}
-}
-
-// retryAfter parses Retry-After as seconds or an HTTP date.
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
