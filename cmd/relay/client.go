@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/relay-project/relay/config"
+	"github.com/relay-project/relay/relay/api"
 )
 
 // client talks to the running daemon's API.
@@ -131,4 +132,17 @@ func (c *client) request(ctx context.Context, method, path string, body any) (*h
 
 func timeoutCtx(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// textArg is a command's TEXT argument: the text itself, or "-" for
+// standard input (up to the API's body limit, without the final newline).
+func textArg(arg string, stdin io.Reader) (string, error) {
+	if arg != "-" {
+		return arg, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(stdin, api.MaxBody))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\n"), nil
 }

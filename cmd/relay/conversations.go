@@ -113,14 +113,10 @@ func cmdReply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: relay reply ID|TAG TEXT|-")
 		return 2
 	}
-	text := fs.Arg(1)
-	if text == "-" {
-		b, err := io.ReadAll(io.LimitReader(stdin, api.MaxBody))
-		if err != nil {
-			fmt.Fprintf(stderr, "relay: reading stdin: %v\n", err)
-			return 1
-		}
-		text = strings.TrimRight(string(b), "\n")
+	text, err := textArg(fs.Arg(1), stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "relay: reading stdin: %v\n", err)
+		return 1
 	}
 	c, err := newClient(*cfgPath, "send")
 	if err != nil {

@@ -2,22 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/relay-project/relay/config"
-	rdaemon "github.com/relay-project/relay/relay/daemon"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.
@@ -80,16 +74,7 @@ func TestKakaoLogin(t *testing.T) {
 	}))
 	defer kakao.Close()
 
-	dir := t.TempDir()
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
-	cfgPath := filepath.Join(dir, "relay.toml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-[server]
-listen = %q
-[store]
-path = %q
+	cfgPath, d := serveInProcess(t, fmt.Sprintf(`
 [channels.kakao]
 type = "kakao"
 rest_api_key = "app-key"
@@ -100,19 +85,8 @@ health = { interval = "100ms", fall = 1, rise = 1 }
 [contacts.owner]
 route = ["kakao"]
 kakao = "me"
-`, addr, filepath.Join(dir, "relay.db"), kakao.URL, kakao.URL)), 0o600)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := rdaemon.New(cfg, rdaemon.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+`, kakao.URL, kakao.URL))
+	addr := d.Addr()
 
 	pl, _ := net.Listen("tcp", "127.0.0.1:0")
 	port := pl.Addr().(*net.TCPAddr).Port

@@ -125,13 +125,18 @@ type child struct {
 	ready  time.Duration
 }
 
-func writeConfig(tb testing.TB, dir, sinkURL, extra string) (path, addr string) {
+// freeAddr returns a loopback address nothing listens on now.
+func freeAddr(tb testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	addr = l.Addr().String()
-	l.Close()
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func writeConfig(tb testing.TB, dir, sinkURL, extra string) (path, addr string) {
+	addr = freeAddr(tb)
 	cfg := fmt.Sprintf(`
 [server]
 listen = %q

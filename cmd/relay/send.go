@@ -46,14 +46,10 @@ func cmdSend(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: relay send --to NAME [--subject S] [--wait] TEXT|-")
 		return 2
 	}
-	text := fs.Arg(0)
-	if text == "-" {
-		b, err := io.ReadAll(io.LimitReader(stdin, api.MaxBody))
-		if err != nil {
-			fmt.Fprintf(stderr, "relay: reading stdin: %v\n", err)
-			return 1
-		}
-		text = strings.TrimRight(string(b), "\n")
+	text, err := textArg(fs.Arg(0), stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "relay: reading stdin: %v\n", err)
+		return 1
 	}
 	c, err := newClient(*cfgPath, "send")
 	if err != nil {

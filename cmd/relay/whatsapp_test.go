@@ -3,17 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/relay-project/relay/config"
 	"github.com/relay-project/relay/relay"
-	rdaemon "github.com/relay-project/relay/relay/daemon"
 )
 
 type cliPairing struct{ linked string }
@@ -46,37 +39,13 @@ func init() {
 // the terminal (or the pairing code with --phone) and ends with the
 // linked account.
 func TestWhatsAppLinkCLI(t *testing.T) {
-	dir := t.TempDir()
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
-	cfgPath := filepath.Join(dir, "relay.toml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-[server]
-listen = %q
-[store]
-path = %q
+	cfgPath, _ := serveInProcess(t, `
 [channels.whatsapp]
 type = "clipairing"
 [contacts.owner]
 route = ["whatsapp"]
 whatsapp = "+821012345678"
-`, addr, filepath.Join(dir, "relay.db"))), 0o600)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := rdaemon.New(cfg, rdaemon.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	for d.Addr() == "" {
-		time.Sleep(5 * time.Millisecond)
-	}
+`)
 
 	var out, errOut syncBuffer
 	if c := run([]string{"whatsapp", "link", "-c", cfgPath}, nil, &out, &errOut); c != 0 {
