@@ -1,18 +1,11 @@
 package postgres
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"runtime"
-	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/relay-project/relay/relay"
+	"github.com/relay-project/relay/relay/store/storetest"
 )
 
 // BenchmarkSubmitParallel measures durable Submits (one delivery each, no
@@ -34,51 +27,7 @@ func BenchmarkSubmitParallelIdempotent(b *testing.B) {
 }
 
 func benchSubmit(b *testing.B, keyed bool) {
-	ctx := context.Background()
 	conns, _ := strconv.Atoi(os.Getenv("RELAY_BENCH_CONNS"))
 	s := open(b, newDatabase(b), Options{MaxConns: int32(conns)})
-	// SetParallelism multiplies GOMAXPROCS: aim for 64 goroutines.
-	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
-	now := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
-	var seq atomic.Int64
-	var mu sync.Mutex
-	var lat []time.Duration
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		var mine []time.Duration
-		for pb.Next() {
-			n := seq.Add(1)
-			m := &relay.Message{
-				ID: fmt.Sprintf("01M%020d", n), Kind: relay.KindMessage, Text: "backup finished on host-7",
-				CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour), Submitter: "bench",
-				Deliveries: []*relay.Delivery{{
-					ID: fmt.Sprintf("01D%020d", n), Contact: "owner", NextAt: now, ExpiresAt: now.Add(24 * time.Hour),
-					Route: []relay.Hop{{Channel: "telegram", Address: "123456"}, {Channel: "email", Address: "o@example.org"}},
-				}},
-			}
-			if keyed {
-				m.IdempotencyKey, m.RequestHash = fmt.Sprintf("key-%d", n), "hash"
-			}
-			t0 := time.Now()
-			if _, _, err := s.Submit(ctx, m); err != nil {
-				b.Error(err)
-				return
-			}
-			mine = append(mine, time.Since(t0))
-		}
-		mu.Lock()
-		lat = append(lat, mine...)
-		mu.Unlock()
-	})
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if len(lat) == 0 {
-		return
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "msgs/s")
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+	storetest.BenchSubmitParallel(b, s, keyed)
 }
