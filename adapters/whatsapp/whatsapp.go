@@ -79,11 +79,10 @@ type Adapter struct {
 	pace  *pacer
 	ready chan struct{} // closed once the session store is open, or failed to
 
-	startOnce sync.Once
-	cancel    context.CancelFunc
-	runCtx    context.Context
-	wg        sync.WaitGroup
-	wake      chan time.Time // asks the supervisor to connect at a time
+	cancel context.CancelFunc
+	runCtx context.Context
+	wg     sync.WaitGroup
+	wake   chan time.Time // asks the supervisor to connect at a time
 
 	mu        sync.Mutex
 	be        backend

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -136,5 +135,3 @@ func printMessage(w io.Writer, m *api.MessageView) {
 		}
 	}
 }
-
-var _ = context.Background

@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -219,7 +218,3 @@ family = ["mom", "owner"]
 		t.Fatalf("addresses %v", to)
 	}
 }
-
-// TestNonLoopbackRefusedWithoutTokens is in the api package's unit tests
-// (a remote address cannot be faked over real loopback HTTP).
-var _ = http.StatusOK

@@ -121,8 +121,7 @@ type Dispatcher struct {
 
 	inflight sync.Map // delivery ID → *inflight, for Cancel (cancel.go)
 
-	idMu sync.Mutex
-	ids  *idSource
+	ids *idSource
 }
 
 // New returns a dispatcher; Run starts its workers.
