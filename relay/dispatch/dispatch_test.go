@@ -203,7 +203,7 @@ func TestShutdownWhileWaitingForSlotIsNoAttempt(t *testing.T) {
 		b, _ := st.Message(context.Background(), ids[1])
 		// Either one holds the channel's only slot (the workers race for
 		// it); the other is claimed and waits.
-		if a != nil && b != nil && len(a.Deliveries[0].Attempts)+len(b.Deliveries[0].Attempts) == 1 &&
+		if a != nil && b != nil && len(a.Deliveries[0].Attempts)+len(b.Deliveries[0].Attempts) >= 1 &&
 			a.Deliveries[0].State == relay.StateSending && b.Deliveries[0].State == relay.StateSending {
 			break
 		}
